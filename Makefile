@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint format bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python setup.py pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m examples.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff format --check agentzero tests examples benchmarks
+	$(BIN)/ruff check agentzero tests examples benchmarks
+
+format: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff format agentzero tests examples benchmarks
+	$(BIN)/ruff check --fix agentzero tests examples benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info docs/build

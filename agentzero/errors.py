@@ -1,0 +1,146 @@
+"""Exceptions raised by agentzero.
+
+Every error agentzero raises derives from :class:`AgentZeroSocketError`, so one
+``except AgentZeroSocketError`` (or ``except Exception``) catches them all. Each
+message is built in ``__init__`` from structured arguments, which stay
+available as attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: How many bytes of an undecodable payload are shown in an error message.
+_RAW_PREVIEW_BYTES = 64
+
+
+class AgentZeroSocketError(Exception):
+    """Base exception class for errors originated in SocketManager."""
+
+
+class SocketAlreadyExists(AgentZeroSocketError):
+    """Raised by SocketManager when trying to create a named socket that already exists.
+
+    >>> import zmq
+    >>> from agentzero.core import SocketManager
+    >>> sockets = SocketManager(zmq, zmq.Context())
+    >>> _ = sockets.create('foo', zmq.REP)
+    >>> sockets.create('foo', zmq.REP)
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketAlreadyExists: SocketManager(sockets=['foo']) already has a socket named 'foo'.
+    >>> sockets.close_all(); sockets.context.term()
+    """
+
+    def __init__(self, manager: Any, socket_name: Any) -> None:
+        self.manager = manager
+        self.socket_name = socket_name
+        super().__init__(f"{manager!r} already has a socket named {socket_name!r}.")
+
+
+class SocketNotFound(AgentZeroSocketError, KeyError):
+    """Raised by SocketManager when trying to retrieve an unexisting socket.
+
+    >>> import zmq
+    >>> from agentzero.core import SocketManager
+    >>> sockets = SocketManager(zmq, zmq.Context())
+    >>> sockets.get_by_name('some-name')
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketNotFound: SocketManager(sockets=[]) has no sockets named 'some-name'.
+    >>> sockets.context.term()
+    """
+
+    def __init__(self, manager: Any, socket_name: Any) -> None:
+        self.manager = manager
+        self.socket_name = socket_name
+        super().__init__(f"{manager!r} has no sockets named {socket_name!r}.")
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; keep it readable.
+        return str(self.args[0])
+
+
+class _AddressError(AgentZeroSocketError):
+    _verb = ""
+
+    def __init__(self, socket_name: Any, address: Any, reason: Any) -> None:
+        self.socket_name = socket_name
+        self.address = address
+        self.reason = reason
+        #: The ``errno`` of the underlying ZMQError, when there is one.
+        self.errno = getattr(reason, "errno", None)
+        super().__init__(
+            f"cannot {self._verb} socket {socket_name!r} to address {address!r}: {_strip_zmq_addr(reason)}"
+        )
+
+
+class SocketBindError(_AddressError):
+    """Raised by SocketManager when a ``bind()`` operation fails.
+
+    Attributes ``socket_name``, ``address``, ``reason`` and ``errno`` say which
+    socket, which address and why.
+    """
+
+    _verb = "bind"
+
+
+class SocketConnectError(_AddressError):
+    """Raised by SocketManager when a ``connect()`` operation fails.
+
+    Attributes ``socket_name``, ``address``, ``reason`` and ``errno`` say which
+    socket, which address and why.
+    """
+
+    _verb = "connect"
+
+
+class SerializationError(AgentZeroSocketError):
+    """Raised when a serializer cannot pack a payload; nothing was sent."""
+
+    def __init__(self, serializer: Any, data: Any, reason: Any) -> None:
+        self.serializer = serializer
+        self.data = data
+        self.reason = reason
+        super().__init__(
+            f"{type(serializer).__name__} cannot pack a value of type {type(data).__name__}: {reason}"
+        )
+
+
+class DeserializationError(AgentZeroSocketError):
+    """Raised when a received payload cannot be unpacked.
+
+    The message was consumed; the socket stays usable and the next message is
+    received normally.
+
+    Attributes
+    ----------
+    raw : bytes or list of bytes
+        the payload exactly as it was received.
+    socket_name : str or None
+        the socket it arrived on, when known.
+    reason : object
+        what the serializer (or the frame check) objected to.
+    """
+
+    def __init__(self, raw: Any, reason: Any, socket_name: Any = None) -> None:
+        self.raw = raw
+        self.reason = reason
+        self.socket_name = socket_name
+        where = f" on socket {socket_name!r}" if socket_name is not None else ""
+        super().__init__(f"cannot unpack the message received{where}: {reason} (raw={_preview(raw)})")
+
+
+def _preview(raw: Any) -> str:
+    text = repr(raw)
+    if len(text) > _RAW_PREVIEW_BYTES:
+        return text[:_RAW_PREVIEW_BYTES] + "..."
+    return text
+
+
+def _strip_zmq_addr(reason: Any) -> str:
+    # pyzmq appends "(addr='...')" to bind/connect errors; our message names the address already.
+    text = str(reason)
+    marker = " (addr="
+    cut = text.find(marker)
+    return text[:cut] if cut > 0 else text

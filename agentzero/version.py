@@ -1,0 +1,4 @@
+"""The version of agentzero."""
+
+version = "0.5.0"
+__version__ = version

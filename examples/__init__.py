@@ -1,0 +1,1 @@
+"""Runnable examples of what people build with agentzero."""

@@ -1,0 +1,101 @@
+"""Fixtures shared by every test: contexts, managers and addresses on this machine only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+import zmq
+import zmq.green
+
+from agentzero.core import SocketManager
+
+ZMQ_MODULES = {"plain": zmq, "green": zmq.green}
+
+
+@pytest.fixture(params=sorted(ZMQ_MODULES), ids=sorted(ZMQ_MODULES))
+def zmq_module(request):
+    """Run the test twice: with plain ``zmq`` and with ``zmq.green``."""
+    return ZMQ_MODULES[request.param]
+
+
+@pytest.fixture
+def context(zmq_module):
+    ctx = zmq_module.Context()
+    yield ctx
+    terminate(ctx)
+
+
+@pytest.fixture
+def manager(zmq_module, context):
+    sockets = SocketManager(zmq_module, context, timeout=5)
+    yield sockets
+    sockets.close_all(linger=0)
+
+
+@pytest.fixture
+def ipc_dir():
+    # ipc paths are limited to ~100 characters: keep them short, under /tmp.
+    path = tempfile.mkdtemp(prefix="az-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(params=["inproc", "ipc", "tcp"])
+def transport(request):
+    return request.param
+
+
+@pytest.fixture
+def address(transport, ipc_dir):
+    """A fresh address to bind: tcp uses a wildcard port on loopback."""
+    return make_address(transport, ipc_dir)
+
+
+def make_address(transport: str, ipc_dir: str | None = None) -> str:
+    if transport == "inproc":
+        return f"inproc://test-{uuid.uuid4().hex}"
+    if transport == "ipc":
+        directory = ipc_dir or tempfile.gettempdir()
+        return f"ipc://{os.path.join(directory, uuid.uuid4().hex[:12])}"
+    return "tcp://127.0.0.1:*"
+
+
+def terminate(ctx, seconds: float = 5.0) -> None:
+    """Destroy ``ctx`` with linger 0; fail the test instead of hanging when it does not end."""
+    done = threading.Event()
+
+    def destroy():
+        ctx.destroy(linger=0)
+        done.set()
+
+    threading.Thread(target=destroy, daemon=True).start()
+    if not done.wait(seconds):
+        pytest.fail(f"context {ctx!r} did not terminate within {seconds}s")
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """Return predicate()'s first true value, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition {predicate!r} not met within {timeout}s")
+
+
+def publish_until_received(manager, pub: str, sub: str, topic, data, timeout: float = 5.0):
+    """Publish until the subscriber gets an event: the slow-joiner dance of PUB/SUB."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert manager.publish_safe(pub, topic, data)
+        event = manager.recv_event_safe(sub, timeout=0.05)
+        if event is not None:
+            return event
+    pytest.fail(f"no event reached {sub!r} within {timeout}s")

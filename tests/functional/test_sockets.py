@@ -1,0 +1,285 @@
+"""Creating, finding, binding, connecting and closing named sockets (plain and green)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import zmq
+
+from agentzero.core import SocketManager
+from agentzero.errors import (
+    SocketAlreadyExists,
+    SocketBindError,
+    SocketConnectError,
+    SocketNotFound,
+)
+
+
+def test_create_and_get_by_name(manager, zmq_module):
+    socket = manager.create("foo", zmq_module.REP)
+    assert manager.get_by_name("foo") is socket
+    assert socket.type == zmq.REP
+    assert isinstance(socket, zmq_module.Socket)
+    assert list(manager.sockets) == ["foo"]
+
+
+def test_create_twice_raises_with_the_documented_message(manager, zmq_module):
+    manager.create("foo", zmq_module.REP)
+    manager.create("bar", zmq_module.REQ)
+    with pytest.raises(SocketAlreadyExists) as caught:
+        manager.create("foo", zmq_module.REP)
+    assert str(caught.value) == "SocketManager(sockets=['foo', 'bar']) already has a socket named 'foo'."
+
+
+def test_unknown_name_raises_with_the_documented_message(manager, zmq_module):
+    manager.create("foo", zmq_module.REP)
+    manager.create("bar", zmq_module.REQ)
+    with pytest.raises(SocketNotFound) as caught:
+        manager.get_by_name("boom")
+    assert str(caught.value) == "SocketManager(sockets=['foo', 'bar']) has no sockets named 'boom'."
+    with pytest.raises(SocketNotFound):
+        manager.send_safe("boom", {})
+    with pytest.raises(SocketNotFound):
+        manager.recv_safe("boom")
+    with pytest.raises(SocketNotFound):
+        manager.publish_safe("boom", "topic", {})
+    with pytest.raises(SocketNotFound):
+        manager.recv_event_safe("boom")
+    with pytest.raises(SocketNotFound):
+        manager.subscribe("boom")
+    with pytest.raises(SocketNotFound):
+        manager.wait_until_ready("boom", zmq.POLLIN)
+
+
+def test_errors_are_caught_by_except_exception(manager):
+    try:
+        manager.get_by_name("missing")
+    except Exception as error:  # noqa: BLE001 - the point of the test
+        assert type(error) is SocketNotFound
+    else:
+        pytest.fail("no error raised")
+
+
+def test_invalid_socket_type_names_it(manager):
+    with pytest.raises(ValueError, match="invalid socket type 12345 for socket 'x'"):
+        manager.create("x", 12345)
+    assert "x" not in manager.sockets
+
+
+def test_get_or_create_returns_the_existing_socket(manager, zmq_module):
+    first = manager.get_or_create("requester", zmq_module.REQ, zmq.POLLIN | zmq.POLLOUT)
+    again = manager.get_or_create("requester", zmq_module.REQ, zmq.POLLIN)
+    assert first is again
+    assert manager.get_record("requester").polling_mechanism == zmq.POLLIN
+
+
+@pytest.mark.parametrize("mechanism", [0, 4, zmq.POLLERR, None, "in"])
+def test_invalid_polling_mechanism(manager, zmq_module, mechanism):
+    with pytest.raises(ValueError, match="polling_mechanism must be"):
+        manager.get_or_create("x", zmq_module.PULL, mechanism)
+
+
+def test_register_socket_adds_to_the_poller(manager, zmq_module, context):
+    outsider = context.socket(zmq_module.PULL)
+    try:
+        assert manager.register_socket(outsider, zmq.POLLIN) is outsider
+        assert (outsider, zmq.POLLIN) in manager.poller.sockets
+    finally:
+        manager.poller.unregister(outsider)
+        outsider.close(linger=0)
+
+
+def test_push_pull_round_trip_over_every_transport(manager, zmq_module, address):
+    manager.ensure_and_bind("pipe-in", zmq_module.PULL, address, zmq.POLLIN)
+    bound = manager.addresses["pipe-in"]
+    assert "*" not in bound
+    manager.ensure_and_connect("pipe-out", zmq_module.PUSH, bound, zmq.POLLOUT)
+    job = {"pipeline": "video-download", "instructions": {"url": "https://example.invalid/watch"}}
+    assert manager.send_safe("pipe-out", job) is True
+    assert manager.recv_safe("pipe-in") == job
+
+
+def test_req_rep_with_both_mechanisms_over_every_transport(manager, zmq_module, address):
+    manager.ensure_and_bind("server", zmq_module.REP, address, zmq.POLLIN | zmq.POLLOUT)
+    manager.ensure_and_connect(
+        "client", zmq_module.REQ, manager.addresses["server"], zmq.POLLIN | zmq.POLLOUT
+    )
+    assert manager.send_safe("client", {"ping": 1})
+    # registered with both, waited on with one: the original compared masks with == and failed
+    assert manager.wait_until_ready("server", zmq.POLLIN, timeout=5) is manager.sockets["server"]
+    assert manager.recv_safe("server") == {"ping": 1}
+    assert manager.send_safe("server", {"pong": 1})
+    assert manager.recv_safe("client") == {"pong": 1}
+
+
+def test_bind_resolves_host_names(manager, zmq_module):
+    manager.create("api", zmq_module.REP)
+    port = _free_port_of(manager, zmq_module)
+    manager.bind("api", f"tcp://localhost:{port}", zmq.POLLIN)
+    assert manager.addresses["api"] == f"tcp://127.0.0.1:{port}"
+    manager.ensure_and_connect("client", zmq_module.REQ, f"tcp://localhost:{port}", zmq.POLLOUT)
+    assert manager.addresses["client"] == f"tcp://127.0.0.1:{port}"
+    assert manager.send_safe("client", "hello")
+    assert manager.recv_safe("api") == "hello"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "foo", "tcp://", "tcp://127.0.0.1:notaport", "bogus://x", None])
+def test_bad_bind_address_names_the_address(manager, zmq_module, bad):
+    manager.create("api", zmq_module.REP)
+    with pytest.raises(SocketBindError) as caught:
+        manager.bind("api", bad, zmq.POLLIN)
+    assert repr(bad) in str(caught.value)
+    assert "'api'" in str(caught.value)
+    # the socket keeps working after the bad address
+    manager.bind("api", "inproc://still-fine", zmq.POLLIN)
+
+
+def test_busy_address_raises_bind_error(manager, zmq_module):
+    manager.ensure_and_bind("first", zmq_module.PULL, "tcp://127.0.0.1:*", zmq.POLLIN)
+    taken = manager.addresses["first"]
+    with pytest.raises(SocketBindError) as caught:
+        manager.ensure_and_bind("second", zmq_module.PULL, taken, zmq.POLLIN)
+    assert caught.value.errno == zmq.EADDRINUSE
+    assert taken in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", ["", "foo", "tcp://127.0.0.1", "bogus://x", 42])
+def test_bad_connect_address_names_the_address(manager, zmq_module, bad):
+    with pytest.raises(SocketConnectError) as caught:
+        manager.ensure_and_connect("client", zmq_module.REQ, bad, zmq.POLLOUT)
+    assert repr(bad) in str(caught.value)
+
+
+def test_bind_to_random_port(manager, zmq_module):
+    manager.create("api-server", zmq_module.REP)
+    socket, address = manager.bind_to_random_port(
+        "api-server", zmq.POLLIN | zmq.POLLOUT, local_address="tcp://127.0.0.1"
+    )
+    assert socket is manager.sockets["api-server"]
+    host, port = address.rsplit(":", 1)
+    assert host == "tcp://127.0.0.1" and 0 < int(port) < 65536
+    assert manager.addresses["api-server"] == address
+    manager.ensure_and_connect("client", zmq_module.REQ, address, zmq.POLLIN | zmq.POLLOUT)
+    assert manager.send_safe("client", [1, 2])
+    assert manager.recv_safe("api-server") == [1, 2]
+
+
+def test_bind_to_random_port_keeps_the_given_host_name(manager, zmq_module):
+    manager.create("api", zmq_module.PULL)
+    _, address = manager.bind_to_random_port("api", zmq.POLLIN, local_address="tcp://localhost")
+    assert address.startswith("tcp://localhost:")
+
+
+def test_bind_to_random_port_needs_tcp_and_an_existing_socket(manager, zmq_module):
+    with pytest.raises(SocketNotFound):
+        manager.bind_to_random_port("nope", zmq.POLLIN)
+    manager.create("api", zmq_module.PULL)
+    with pytest.raises(SocketBindError, match="tcp://"):
+        manager.bind_to_random_port("api", zmq.POLLIN, local_address="inproc://x")
+
+
+def test_close_frees_the_name_and_unregisters(manager, zmq_module):
+    socket = manager.ensure_and_bind("logs", zmq_module.PULL, "inproc://close-me", zmq.POLLIN)
+    manager.close("logs")
+    assert socket.closed
+    assert "logs" not in manager.sockets and "logs" not in manager.addresses
+    assert all(registered is not socket for registered, _ in manager.poller.sockets)
+    manager.close("logs")  # unknown now: does nothing
+    manager.close("never-existed")
+    again = manager.ensure_and_bind("logs", zmq_module.PULL, "inproc://close-me", zmq.POLLIN)
+    assert again is not socket
+
+
+def test_disconnect_unregisters_and_returns_true(manager, zmq_module):
+    manager.ensure_and_bind("server", zmq_module.PULL, "inproc://disc", zmq.POLLIN)
+    manager.ensure_and_connect("client", zmq_module.PUSH, "inproc://disc", zmq.POLLOUT)
+    client = manager.sockets["client"]
+    assert manager.disconnect("client") is True
+    assert all(registered is not client for registered, _ in manager.poller.sockets)
+    assert manager.get_record("client").connects == []
+    # with no peer left, a PUSH cannot send
+    assert manager.send_safe("client", "lost?", timeout=0.2) is False
+    assert manager.recv_safe("server", timeout=0.1) is None
+
+
+def test_context_manager_closes_every_socket(zmq_module, context):
+    with SocketManager(zmq_module, context) as sockets:
+        a = sockets.create("a", zmq_module.PUB)
+        b = sockets.create("b", zmq_module.SUB)
+    assert a.closed and b.closed
+    assert sockets.sockets == {}
+
+
+def test_del_never_raises_even_when_close_does(zmq_module, context, recwarn):
+    class BrokenClose(zmq_module.Socket):
+        def close(self, linger=None):
+            raise RuntimeError("close failed")
+
+    class BrokenContext(zmq_module.Context):
+        _socket_class = BrokenClose
+
+    broken_context = BrokenContext()
+    sockets = SocketManager(zmq_module, broken_context)
+    socket = sockets.create("a", zmq_module.PUSH)
+    with pytest.raises(RuntimeError, match="close failed"):
+        sockets.close_all()
+    sockets.__del__()  # must not raise
+    del sockets
+    gc.collect()
+    assert not [w for w in recwarn if "close failed" in str(w.message)]
+    zmq.Socket.close(socket, linger=0)
+    broken_context.term()
+
+
+def test_default_manager_uses_zmq_and_the_shared_context():
+    sockets = SocketManager()
+    assert sockets.zmq is zmq
+    assert sockets.context is zmq.Context.instance()
+    sockets.close_all()
+
+
+def test_green_manager_without_context_uses_the_shared_green_context():
+    import zmq.green
+
+    from agentzero import zero
+
+    sockets = SocketManager(zmq.green)
+    assert sockets.context is zero.context
+    socket = sockets.create("x", zmq.green.PULL)
+    assert isinstance(socket, zmq.green.Socket)
+    sockets.close_all(linger=0)
+
+
+def test_sockets_and_addresses_are_ordered_mappings(manager, zmq_module):
+    for name in ("c", "a", "b"):
+        manager.ensure_and_bind(name, zmq_module.PULL, f"inproc://ordered-{name}", zmq.POLLIN)
+    assert list(manager.sockets) == ["c", "a", "b"]
+    assert manager.addresses == {n: f"inproc://ordered-{n}" for n in ("c", "a", "b")}
+    assert repr(manager) == "SocketManager(sockets=['c', 'a', 'b'])"
+
+
+def test_set_socket_option(manager, zmq_module):
+    manager.create("pipe-in", zmq_module.PULL)
+    manager.set_socket_option("pipe-in", zmq.HWM, 10)
+    socket = manager.sockets["pipe-in"]
+    assert socket.getsockopt(zmq.SNDHWM) == 10 and socket.getsockopt(zmq.RCVHWM) == 10
+    manager.set_socket_option("pipe-in", zmq.LINGER, 0)
+    assert socket.getsockopt(zmq.LINGER) == 0
+    with pytest.raises(SocketNotFound):
+        manager.set_socket_option("nope", zmq.LINGER, 0)
+
+
+def test_constructor_validates_its_arguments(zmq_module, context):
+    with pytest.raises(TypeError, match="serialization_backend must have pack"):
+        SocketManager(zmq_module, context, serialization_backend=object())
+    with pytest.raises(ValueError, match="polling_timeout"):
+        SocketManager(zmq_module, context, polling_timeout=0)
+    with pytest.raises(ValueError, match="timeout"):
+        SocketManager(zmq_module, context, timeout=-1)
+
+
+def _free_port_of(manager, zmq_module) -> int:
+    from agentzero.util import get_free_tcp_port
+
+    return get_free_tcp_port("127.0.0.1")
