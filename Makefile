@@ -16,8 +16,9 @@ $(STAMP): $(BIN)/python setup.py pyproject.toml
 
 install: $(STAMP)
 
+# the guide's worker pipeline: 3 steps x 2 worker processes, one killed part-way
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo
+	$(BIN)/python -m examples.pipeline run --jobs 300 --workers 2 --delay 0.005 --kill-worker-at 0.3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -34,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/build

@@ -246,7 +246,9 @@ class SocketManager:
         """Register ``socket`` in the poller with ``polling_mechanism``.
 
         Registering an already registered socket replaces its mechanism, as
-        ``zmq.Poller.register`` does.
+        ``zmq.Poller.register`` does; ``0`` keeps the socket out of the poller
+        (for a PUSH or PUB that :meth:`engage` should not report as always
+        writable).
 
         Parameters
         ----------
@@ -263,10 +265,13 @@ class SocketManager:
         Raises
         ------
         ValueError
-            when ``polling_mechanism`` is not one of the three above.
+            when ``polling_mechanism`` is not 0, ``zmq.POLLIN``, ``zmq.POLLOUT`` or both.
         """
-        _check_mechanism(polling_mechanism)
-        self.poller.register(socket, polling_mechanism)
+        _check_mechanism(polling_mechanism, registering=True)
+        if polling_mechanism:
+            self.poller.register(socket, polling_mechanism)
+        else:
+            self._unregister(socket, None)
         record = self._record_of(socket)
         if record is not None:
             record.polling_mechanism = polling_mechanism
@@ -304,7 +309,7 @@ class SocketManager:
             when the address is empty, malformed or already in use.
         """
         socket = self.get_by_name(socket_name)
-        _check_mechanism(polling_mechanism)
+        _check_mechanism(polling_mechanism, registering=True)
         resolved = _resolve(socket_name, address, SocketBindError)
         try:
             socket.bind(resolved)
@@ -371,7 +376,7 @@ class SocketManager:
         >>> sockets.close_all(); sockets.context.term()
         """
         socket = self.get_by_name(socket_name)
-        _check_mechanism(polling_mechanism)
+        _check_mechanism(polling_mechanism, registering=True)
         local = _resolve(socket_name, local_address, SocketBindError)
         if not isinstance(local, str) or not local.startswith("tcp://"):
             raise SocketBindError(socket_name, local_address, "a random port needs a tcp:// address")
@@ -409,7 +414,7 @@ class SocketManager:
             when the address is empty or malformed.
         """
         socket = self.get_by_name(socket_name)
-        _check_mechanism(polling_mechanism)
+        _check_mechanism(polling_mechanism, registering=True)
         resolved = _resolve(socket_name, address, SocketConnectError)
         try:
             socket.connect(resolved)
@@ -1012,10 +1017,16 @@ def _default_context(zmq_module: Any) -> Any:
     return zmq_module.Context.instance()
 
 
-def _check_mechanism(polling_mechanism: Any) -> None:
-    if not isinstance(polling_mechanism, int) or not polling_mechanism or polling_mechanism & ~_BOTH:
+def _check_mechanism(polling_mechanism: Any, registering: bool = False) -> None:
+    if (
+        not isinstance(polling_mechanism, int)
+        or isinstance(polling_mechanism, bool)
+        or polling_mechanism & ~_BOTH
+        or (polling_mechanism == 0 and not registering)
+    ):
+        allowed = "0, " if registering else ""
         raise ValueError(
-            "polling_mechanism must be zmq.POLLIN, zmq.POLLOUT or zmq.POLLIN | zmq.POLLOUT, "
+            f"polling_mechanism must be {allowed}zmq.POLLIN, zmq.POLLOUT or zmq.POLLIN | zmq.POLLOUT, "
             f"got {polling_mechanism!r}"
         )
 

@@ -74,10 +74,26 @@ def test_get_or_create_returns_the_existing_socket(manager, zmq_module):
     assert manager.get_record("requester").polling_mechanism == zmq.POLLIN
 
 
-@pytest.mark.parametrize("mechanism", [0, 4, zmq.POLLERR, None, "in"])
+@pytest.mark.parametrize("mechanism", [8, zmq.POLLERR, None, "in", True])
 def test_invalid_polling_mechanism(manager, zmq_module, mechanism):
     with pytest.raises(ValueError, match="polling_mechanism must be"):
         manager.get_or_create("x", zmq_module.PULL, mechanism)
+    manager.create("y", zmq_module.PULL)
+    with pytest.raises(ValueError, match="polling_mechanism must be"):
+        manager.wait_until_ready("y", mechanism, timeout=0)
+
+
+def test_mechanism_zero_keeps_a_socket_out_of_the_poller(manager, zmq_module):
+    manager.ensure_and_bind("in", zmq_module.PULL, "inproc://zero", zmq.POLLIN)
+    push = manager.ensure_and_connect("out", zmq_module.PUSH, "inproc://zero", 0)
+    assert all(socket is not push for socket, _ in manager.poller.sockets)
+    assert manager.engage(timeout=10) == {}  # a writable PUSH is not reported
+    assert manager.send_safe("out", "still sends")
+    assert manager.engage(timeout=1000) == {manager.sockets["in"]: zmq.POLLIN}
+    manager.register_socket(manager.sockets["in"], 0)
+    assert manager.poller.sockets == []
+    with pytest.raises(ValueError, match="polling_mechanism must be zmq.POLLIN"):
+        manager.wait_until_ready("in", 0)
 
 
 def test_register_socket_adds_to_the_poller(manager, zmq_module, context):
