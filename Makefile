@@ -33,6 +33,9 @@ format: $(STAMP)
 	$(BIN)/ruff format agentzero tests examples benchmarks
 	$(BIN)/ruff check --fix agentzero tests examples benchmarks
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W -b html docs docs/build/html
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -28,6 +28,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="MIT",
+    entry_points={"console_scripts": ["agentzero = agentzero.console:main"]},
     python_requires=">=3.9",
     packages=find_packages(include=["agentzero", "agentzero.*"]),
     install_requires=[
@@ -37,7 +38,7 @@ setup(
         "orjson>=3.9,<4",
     ],
     extras_require={
-        "test": TEST_REQUIRES + EXAMPLES_REQUIRES,
+        "test": TEST_REQUIRES + EXAMPLES_REQUIRES + DOCS_REQUIRES,
         "examples": EXAMPLES_REQUIRES,
         "docs": DOCS_REQUIRES + EXAMPLES_REQUIRES,
     },

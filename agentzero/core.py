@@ -147,6 +147,7 @@ class SocketManager:
         self.addresses: dict[Any, str] = {}
         self._records: dict[Any, _SocketRecord] = {}
         self._log_handlers: dict[tuple[Any, str], ZMQPubHandler] = {}
+        self._released: dict[str, float] = {}  # endpoint -> until when a rebind may wait for it
 
     def __repr__(self) -> str:
         return f"SocketManager(sockets={list(self.sockets)!r})"
@@ -311,10 +312,17 @@ class SocketManager:
         socket = self.get_by_name(socket_name)
         _check_mechanism(polling_mechanism, registering=True)
         resolved = _resolve(socket_name, address, SocketBindError)
-        try:
-            socket.bind(resolved)
-        except _ZMQError as exc:
-            raise SocketBindError(socket_name, address, exc) from exc
+        grace_until = self._released.pop(resolved, 0.0)
+        while True:
+            try:
+                socket.bind(resolved)
+                break
+            except _ZMQError as exc:
+                # libzmq frees a closed tcp listener in its I/O thread: an address this
+                # manager has just released may need a moment before it binds again.
+                if exc.errno != _zmq.EADDRINUSE or _monotonic() > grace_until:
+                    raise SocketBindError(socket_name, address, exc) from exc
+                self._pause(0.005)
         endpoint = _last_endpoint(socket, resolved)
         self._records[socket_name].binds.append(endpoint)
         self.addresses[socket_name] = endpoint
@@ -941,7 +949,10 @@ class SocketManager:
     # -- closing ---------------------------------------------------------------------------------
 
     def close(self, socket_name: Any, linger: int | None = None) -> None:
-        """Close a socket if it exists, remove it from the poller and free its name.
+        """Close a socket if it exists, remove it from the poller and free its name and addresses.
+
+        The addresses it was bound to are unbound first, so they can be bound
+        again at once.
 
         Parameters
         ----------
@@ -959,6 +970,17 @@ class SocketManager:
         if socket is None:
             return
         self._unregister(socket, record)
+        # zmq_close frees endpoints in the background; unbinding first frees them now,
+        # so the same address can be bound again straight away.
+        for endpoint in record.binds if record is not None else ():
+            try:
+                socket.unbind(endpoint)
+            except _ZMQError:
+                pass
+            self._released[endpoint] = _monotonic() + _REBIND_GRACE
+        if len(self._released) > 64:
+            now = _monotonic()
+            self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
         socket.close(linger)
 
     def close_all(self, linger: int | None = None) -> None:
@@ -973,6 +995,15 @@ class SocketManager:
             raise first_error
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep without blocking other greenlets when the manager is green."""
+        if getattr(self.zmq, "__name__", "") == "zmq.green":
+            import gevent
+
+            gevent.sleep(seconds)
+        else:
+            time.sleep(seconds)
 
     def _record_of(self, socket: Any) -> _SocketRecord | None:
         for name, candidate in self.sockets.items():
@@ -990,6 +1021,8 @@ class SocketManager:
 
 
 _TIMED_OUT = object()
+#: seconds during which an endpoint released by close() may be waited for by bind()
+_REBIND_GRACE = 1.0
 
 
 def _rest_of_message(socket: Any, first: Any) -> list[bytes]:
