@@ -1,4 +1,4 @@
-"""The ``agentzero`` command line: ZeroMQ devices, a log tail and a version.
+"""The ``agentzero`` command line: ZeroMQ devices, a log tail, CURVE keys and a version.
 
     agentzero streamer --bind-in tcp://127.0.0.1:5000 --bind-out tcp://127.0.0.1:5001
     agentzero tail tcp://127.0.0.1:6000 --topic logs
@@ -81,7 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=_non_negative_int, default=0, help="stop after N events (0: never)")
     tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     tail.set_defaults(run=run_tail)
+
+    keys = commands.add_parser(
+        "keys",
+        help="write a CURVE key pair (NAME.key and NAME.key_secret)",
+        description="Write a new CURVE key pair into DIRECTORY and print the public key.",
+    )
+    keys.add_argument("directory", help="where to write the key files (created if missing)")
+    keys.add_argument("--name", default="agentzero", help="file name stem (default: agentzero)")
+    keys.set_defaults(run=run_keys)
     return parser
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from agentzero.util import load_curve_keypair, write_curve_keypair
+
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise UsageError(f"agentzero keys: error: invalid key name {args.name!r}")
+    try:
+        public_path, secret_path = write_curve_keypair(args.directory, args.name)
+    except OSError as error:
+        raise UsageError(
+            f"agentzero keys: error: cannot write keys into {args.directory!r}: {error.strerror}"
+        ) from None
+    public, _ = load_curve_keypair(public_path)
+    print(f"public key  {public_path}")
+    print(f"secret key  {secret_path}")
+    print(public.decode("ascii"))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ with ``zmq.green``, yields to other greenlets while it waits.
 
 from __future__ import annotations
 
+import select as _select
 import time
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -72,7 +73,7 @@ class Event(NamedTuple):
 class _SocketRecord:
     """What the manager remembers of one named socket besides the socket itself."""
 
-    __slots__ = ("socket_type", "polling_mechanism", "binds", "connects", "subscriptions")
+    __slots__ = ("socket_type", "polling_mechanism", "binds", "connects", "subscriptions", "options")
 
     def __init__(self, socket_type: int) -> None:
         self.socket_type = socket_type
@@ -80,6 +81,8 @@ class _SocketRecord:
         self.binds: list[str] = []
         self.connects: list[str] = []
         self.subscriptions: set[bytes] = set()
+        #: option -> value, as set through the manager (subscriptions apart)
+        self.options: dict[int, Any] = {}
 
 
 class SocketManager:
@@ -103,6 +106,11 @@ class SocketManager:
         the longest single poll, in milliseconds.
     timeout : float
         how long the ``*_safe`` calls wait by default, in seconds.
+    max_message_size : int, optional
+        the largest message, in bytes, that sockets created by this manager
+        accept from a peer over tcp or ipc (``zmq.MAXMSGSIZE``): a peer that
+        sends a larger one is disconnected and the message dropped; the
+        receiving socket keeps working.
 
     Notes
     -----
@@ -129,8 +137,10 @@ class SocketManager:
         serialization_backend: BaseSerializer | None = None,
         polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
+        max_message_size: int | None = None,
     ) -> None:
         self.zmq = zmq if zmq is not None else _zmq
+        self._green = getattr(self.zmq, "__name__", "") == "zmq.green"
         self.context = context if context is not None else _default_context(self.zmq)
         backend = serialization_backend if serialization_backend is not None else JSON()
         if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
@@ -138,6 +148,9 @@ class SocketManager:
         self.serialization_backend = backend
         self._pack = getattr(backend, "pack_bytes", None) or BaseSerializer.pack_bytes.__get__(backend)
         self._unpack = backend.unpack
+        if max_message_size is not None and (not isinstance(max_message_size, int) or max_message_size < 1):
+            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
+        self.max_message_size = max_message_size
         self.polling_timeout = _positive("polling_timeout", polling_timeout)
         self.timeout = _non_negative("timeout", timeout)
         self.poller = self.zmq.Poller()
@@ -148,6 +161,7 @@ class SocketManager:
         self._records: dict[Any, _SocketRecord] = {}
         self._log_handlers: dict[tuple[Any, str], ZMQPubHandler] = {}
         self._released: dict[str, float] = {}  # endpoint -> until when a rebind may wait for it
+        self._authenticator: Any = None
 
     def __repr__(self) -> str:
         return f"SocketManager(sockets={list(self.sockets)!r})"
@@ -197,6 +211,8 @@ class SocketManager:
         socket = self.context.socket(socket_type)
         self.sockets[name] = socket
         self._records[name] = _SocketRecord(socket_type)
+        if self.max_message_size is not None:
+            self.set_socket_option(name, _zmq.MAXMSGSIZE, self.max_message_size)
         return socket
 
     def get_by_name(self, name: Any, socket_type: int | None = None) -> Any:
@@ -509,16 +525,20 @@ class SocketManager:
             when no socket has that name.
         """
         socket = self.get_by_name(name)
+        record = self._records[name]
         if option == _zmq.HWM:
             socket.hwm = value
+            record.options[option] = value
             return
         if isinstance(value, str):
             value = value.encode("utf-8")
         socket.setsockopt(option, value)
         if option == _zmq.SUBSCRIBE:
-            self._records[name].subscriptions.add(value)
+            record.subscriptions.add(value)
         elif option == _zmq.UNSUBSCRIBE:
-            self._records[name].subscriptions.discard(value)
+            record.subscriptions.discard(value)
+        else:
+            record.options[option] = value
 
     def set_topic(self, name: Any, topic: str | bytes) -> None:
         """Subscribe the named SUB socket to ``topic`` (a prefix; ``''`` means everything).
@@ -542,6 +562,118 @@ class SocketManager:
         except KeyError:
             raise SocketNotFound(self, name) from None
 
+    def reset(self, name: Any) -> Any:
+        """Close the named socket and create it again as it was.
+
+        The new socket has the same type, options, subscriptions, polling
+        mechanism, and is bound and connected to the same addresses. This is
+        how a REQ socket gets out of its stuck state after a request got no
+        reply (the "lazy pirate" pattern): ``recv_safe`` returned ``None``,
+        so ``reset`` the socket and send the request again.
+
+        Returns
+        -------
+        zmq.Socket
+            the new socket
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        """
+        record = self.get_record(name)
+        self.close(name, linger=0)
+        self.create(name, record.socket_type)
+        for option, value in record.options.items():
+            self.set_socket_option(name, option, value)
+        for topic in record.subscriptions:
+            self.set_topic(name, topic)
+        for address in record.binds:
+            self.bind(name, address, record.polling_mechanism)
+        for address in record.connects:
+            self.connect(name, address, record.polling_mechanism)
+        socket = self.sockets[name]
+        return self.register_socket(socket, record.polling_mechanism)
+
+    def make_curve_server(self, name: Any, secret_key: str | bytes) -> Any:
+        """Make the named socket a CURVE server: encrypted, and it authenticates clients.
+
+        Call it before ``bind``. Which clients are admitted is decided by an
+        :class:`agentzero.auth.Authenticator` (see :meth:`start_authenticator`);
+        without one, libzmq admits every client that knows the server's public key.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        secret_key : str or bytes
+            the server's secret key (40 Z85 characters, or 32 raw bytes)
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+        """
+        self.set_socket_option(name, _zmq.CURVE_SECRETKEY, _curve_key("secret_key", secret_key))
+        self.set_socket_option(name, _zmq.CURVE_SERVER, 1)
+        return self.sockets[name]
+
+    def make_curve_client(
+        self,
+        name: Any,
+        server_public_key: str | bytes,
+        public_key: str | bytes | None = None,
+        secret_key: str | bytes | None = None,
+    ) -> Any:
+        """Make the named socket a CURVE client of the server whose public key is given.
+
+        Call it before ``connect``. Without a key pair of its own the client
+        gets a fresh one (which an authenticator with an allow-list refuses).
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        server_public_key : str or bytes
+            the server's public key
+        public_key, secret_key : str or bytes, optional
+            the client's own key pair; given only ``secret_key``, the public key is derived.
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+        """
+        if secret_key is None:
+            if public_key is not None:
+                raise ValueError("make_curve_client needs the secret key that goes with public_key")
+            public_key, secret_key = _zmq.curve_keypair()
+        secret = _curve_key("secret_key", secret_key)
+        public = _curve_key("public_key", public_key) if public_key is not None else _zmq.curve_public(secret)
+        self.set_socket_option(name, _zmq.CURVE_SERVERKEY, _curve_key("server_public_key", server_public_key))
+        self.set_socket_option(name, _zmq.CURVE_PUBLICKEY, public)
+        self.set_socket_option(name, _zmq.CURVE_SECRETKEY, secret)
+        return self.sockets[name]
+
+    def start_authenticator(self, allowed_keys: Any = (), keys_directory: str | None = None) -> Any:
+        """Start (once) the ZAP authenticator of this manager's context and return it.
+
+        It admits only CURVE clients whose public key is in ``allowed_keys`` or
+        in a public key file of ``keys_directory``; it stops with :meth:`close_all`.
+
+        Returns
+        -------
+        agentzero.auth.Authenticator
+        """
+        from agentzero.auth import Authenticator
+
+        if self._authenticator is None:
+            self._authenticator = Authenticator(self.context).start()
+        self._authenticator.allow(*allowed_keys)
+        if keys_directory is not None:
+            self._authenticator.allow_directory(keys_directory)
+        return self._authenticator
+
     # -- waiting -----------------------------------------------------------------------------
 
     def engage(self, timeout: float | None = None) -> dict[Any, int]:
@@ -561,7 +693,10 @@ class SocketManager:
         """
         if not self.poller.sockets:
             return {}
-        return dict(self.poller.poll(self.polling_timeout if timeout is None else timeout))
+        timeout_ms = self.polling_timeout if timeout is None else _non_negative("timeout", timeout)
+        if self._green:
+            return dict(_green_poll(self.poller.sockets, timeout_ms))
+        return dict(self.poller.poll(timeout_ms))
 
     def ready(self, name: Any, polling_mechanism: int, timeout: float | None = None) -> Any:
         """Poll once and tell whether the named socket is ready for ``polling_mechanism``.
@@ -629,10 +764,19 @@ class SocketManager:
         deadline = _monotonic() + wait
         while True:
             remaining_ms = (deadline - _monotonic()) * 1000.0
-            if socket.poll(max(0, min(slice_ms, remaining_ms)), polling_mechanism):
+            if self._poll([(socket, polling_mechanism)], max(0, min(slice_ms, remaining_ms))):
                 return socket
             if remaining_ms <= 0 or _monotonic() >= deadline:
                 return None
+
+    def _poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
+        """Poll ``(socket, mechanism)`` pairs once, for up to ``timeout_ms`` milliseconds."""
+        if self._green:
+            return _green_poll(items, timeout_ms)
+        poller = _zmq.Poller()
+        for socket, mechanism in items:
+            poller.register(socket, mechanism)
+        return poller.poll(timeout_ms)
 
     def _retry(self, name: Any, mechanism: int, operation: Callable[[], Any], *args: Any, **kw: Any) -> Any:
         """Wait for the socket, then try ``operation`` again, until it succeeds or time runs out.
@@ -991,6 +1135,9 @@ class SocketManager:
                 self.close(name, linger)
             except Exception as exc:
                 first_error = first_error or exc
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
         if first_error is not None:
             raise first_error
 
@@ -998,7 +1145,7 @@ class SocketManager:
 
     def _pause(self, seconds: float) -> None:
         """Sleep without blocking other greenlets when the manager is green."""
-        if getattr(self.zmq, "__name__", "") == "zmq.green":
+        if self._green:
             import gevent
 
             gevent.sleep(seconds)
@@ -1021,6 +1168,8 @@ class SocketManager:
 
 
 _TIMED_OUT = object()
+#: the longest a green wait trusts libzmq's edge-triggered descriptor, in milliseconds
+_GREEN_SLICE_MS = 1000.0
 #: seconds during which an endpoint released by close() may be waited for by bind()
 _REBIND_GRACE = 1.0
 
@@ -1036,6 +1185,32 @@ def _rest_of_message(socket: Any, first: Any) -> list[bytes]:
         frame = socket.recv(_NOBLOCK, copy=False)
         frames.append(frame.bytes)
     return frames
+
+
+def _green_poll(items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
+    """Poll green sockets for up to ``timeout_ms``, yielding to other greenlets meanwhile.
+
+    pyzmq's green Poller goes through ``gevent.select.select``, which cannot take
+    descriptors above 1023; this checks each socket's ``EVENTS`` (level) and waits
+    on their descriptors (edge) with libev watchers, which can. The wait is cut
+    into slices of at most a second so an edge libzmq did not signal is caught.
+    """
+    from gevent.select import poll as gevent_poll
+
+    deadline = _monotonic() + timeout_ms / 1000.0
+    while True:
+        ready = []
+        for socket, mechanism in items:
+            events = socket.getsockopt(_zmq.EVENTS) & mechanism
+            if events:
+                ready.append((socket, events))
+        remaining_ms = (deadline - _monotonic()) * 1000.0
+        if ready or remaining_ms <= 0:
+            return ready
+        waiter = gevent_poll()
+        for socket, _ in items:
+            waiter.register(socket.getsockopt(_zmq.FD), _select.POLLIN)
+        waiter.poll(min(remaining_ms, _GREEN_SLICE_MS))
 
 
 def _always() -> bool:
@@ -1062,6 +1237,13 @@ def _check_mechanism(polling_mechanism: Any, registering: bool = False) -> None:
             f"polling_mechanism must be {allowed}zmq.POLLIN, zmq.POLLOUT or zmq.POLLIN | zmq.POLLOUT, "
             f"got {polling_mechanism!r}"
         )
+
+
+def _curve_key(name: str, key: Any) -> bytes:
+    key = key.encode("ascii") if isinstance(key, str) else key
+    if not isinstance(key, bytes) or len(key) not in (32, 40):
+        raise ValueError(f"{name} must be a 40-character Z85 CURVE key or 32 raw bytes, got {key!r}")
+    return key
 
 
 def _resolve(socket_name: Any, address: Any, error: type[Exception]) -> str:

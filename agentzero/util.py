@@ -155,3 +155,48 @@ def serialized_exception(e: BaseException) -> dict[str, Any]:
         "name": kind.__name__,
         "traceback": "".join(traceback.format_exception(kind, e, e.__traceback__)),
     }
+
+
+def curve_keypair() -> tuple[bytes, bytes]:
+    """Return a new CURVE key pair ``(public, secret)``, each 40 Z85 characters.
+
+    >>> public, secret = curve_keypair()
+    >>> len(public), len(secret)
+    (40, 40)
+    """
+    import zmq
+
+    return zmq.curve_keypair()
+
+
+def write_curve_keypair(directory: str, name: str) -> tuple[str, str]:
+    """Write a new key pair as ``NAME.key`` (public) and ``NAME.key_secret`` into ``directory``.
+
+    Returns
+    -------
+    tuple
+        the paths of the public and the secret key files. The secret file is
+        readable by its owner only.
+    """
+    import os
+
+    import zmq.auth
+
+    os.makedirs(directory, exist_ok=True)
+    public_path, secret_path = zmq.auth.create_certificates(directory, name)
+    os.chmod(secret_path, 0o600)
+    return public_path, secret_path
+
+
+def load_curve_keypair(path: str) -> tuple[bytes, bytes | None]:
+    """Read a key file written by :func:`write_curve_keypair`: ``(public, secret or None)``."""
+    import zmq.auth
+
+    return zmq.auth.load_certificate(path)
+
+
+def load_curve_public_keys(directory: str) -> set[bytes]:
+    """Return the public keys of every ``*.key`` file in ``directory``."""
+    import zmq.auth
+
+    return set(zmq.auth.load_certificates(directory))

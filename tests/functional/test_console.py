@@ -192,3 +192,24 @@ def test_tail_exits_cleanly_on_ctrl_c(ipc_dir):
     time.sleep(0.5)
     assert stop(tail) == 0
     assert "Traceback" not in tail.stderr.read()
+
+
+def test_keys_writes_a_key_pair(tmp_path):
+    from agentzero.util import load_curve_keypair
+
+    done = run("keys", str(tmp_path / "keys"), "--name", "server")
+    assert done.returncode == 0, done.stderr
+    public_path, secret_path = tmp_path / "keys" / "server.key", tmp_path / "keys" / "server.key_secret"
+    public, secret = load_curve_keypair(str(secret_path))
+    assert load_curve_keypair(str(public_path)) == (public, None)
+    assert done.stdout.strip().splitlines()[-1] == public.decode()
+    assert oct(secret_path.stat().st_mode & 0o777) == "0o600"
+    assert zmq.curve_public(secret) == public
+
+
+def test_keys_into_an_unusable_directory_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = run("keys", str(blocker / "keys"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "cannot write keys" in done.stderr

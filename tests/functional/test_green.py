@@ -68,3 +68,27 @@ def test_a_callers_own_gevent_timeout_passes_through(green):
         with gevent.Timeout(0.1):
             green.recv_safe("in", timeout=5)
     assert caught.value.seconds == 0.1
+
+
+def test_waits_work_with_descriptors_above_1023():
+    import os
+
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    context = zmq.green.Context()
+    sockets = SocketManager(zmq.green, context, timeout=5)
+    try:
+        sockets.ensure_and_bind("in", zmq.green.PULL, "inproc://high-fds", zmq.POLLIN)
+        sockets.ensure_and_connect("out", zmq.green.PUSH, "inproc://high-fds", 0)
+        assert sockets.sockets["in"].getsockopt(zmq.FD) > 1023
+        assert sockets.recv_safe("in", timeout=0.1) is None  # waits, then times out
+        assert sockets.engage(timeout=10) == {}
+        later = gevent.spawn_later(0.05, sockets.send_safe, "out", "late")
+        assert sockets.recv_safe("in", timeout=2) == "late"
+        later.join()
+        sockets.send_safe("out", "again")
+        assert sockets.engage(timeout=1000) == {sockets.sockets["in"]: zmq.POLLIN}
+    finally:
+        sockets.close_all(linger=0)
+        context.term()
+        for descriptor in filler:
+            os.close(descriptor)
