@@ -39,6 +39,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_nodegraph.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/build

@@ -14,7 +14,7 @@ TEST_REQUIRES = [
     "hypothesis>=6.90,<7",
 ]
 EXAMPLES_REQUIRES = [
-    "pydantic>=2.5,<3",
+    "pydantic>=2.11,<3",
     "rich>=13,<15",
 ]
 DOCS_REQUIRES = [

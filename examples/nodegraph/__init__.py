@@ -1,0 +1,19 @@
+"""A command node driving a graph of node runners, on agentzero (the protocol of seed 001).
+
+The command node broadcasts commands on a PUB and collects what runners say on
+a ROUTER; each runner hosts one node, listens to commands on a SUB, answers on a
+DEALER, publishes its events on its own PUB outbox and subscribes to the
+outboxes of the nodes that feed its slots::
+
+    command  [commands PUB] --> [commands SUB]  runner     (identify, init, process, ...)
+    runner   [command DEALER] --> [inbox ROUTER] command   (identify, status, event, error)
+    runner   [outbox PUB] --> [peers SUB]        runner    (events, peer to peer)
+
+Run ``python -m examples.nodegraph --help``.
+"""
+
+from examples.nodegraph.command import CommandNode, RemoteNodeError
+from examples.nodegraph.graph import NodeSpec, demo_graph, run_locally
+from examples.nodegraph.runner import NodeRunner
+
+__all__ = ["CommandNode", "NodeRunner", "NodeSpec", "RemoteNodeError", "demo_graph", "run_locally"]

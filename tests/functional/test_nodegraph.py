@@ -1,0 +1,151 @@
+"""The command node and its node runners: in greenlets over inproc, and in processes over tcp."""
+
+from __future__ import annotations
+
+import uuid
+
+import gevent
+import pytest
+
+from agentzero.core import SocketManager
+from agentzero.zero import context as green_context
+from agentzero.zero import zmq
+from examples.nodegraph.__main__ import run_graph
+from examples.nodegraph.command import CommandNode, RemoteNodeError
+from examples.nodegraph.graph import GRAPHS, run_locally
+from examples.nodegraph.messages import NodeStatus
+from examples.nodegraph.runner import NodeRunner
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class InprocGraph:
+    """A command node and one runner greenlet per node, all in this process."""
+
+    def __init__(self, graph: str) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.specs = GRAPHS[graph]()
+        self.command = CommandNode(
+            [spec.node_id for spec in self.specs],
+            pub_address=f"inproc://commands-{tag}",
+            inbox_address=f"inproc://inbox-{tag}",
+            timeout=10,
+        )
+        self.runners = {
+            spec.node_id: NodeRunner(
+                spec, self.command.pub_address, self.command.inbox_address, f"inproc://{spec.node_id}-{tag}"
+            )
+            for spec in self.specs
+        }
+        self.greenlets = [gevent.spawn(runner.run) for runner in self.runners.values()]
+        self.command.wait_for_nodes()
+
+    def close(self) -> None:
+        try:
+            if not all(runner.status == NodeStatus.stopped for runner in self.runners.values()):
+                self.command.deinit()
+        finally:
+            self.command.close()
+            gevent.joinall(self.greenlets, timeout=5)
+            gevent.killall(self.greenlets)
+
+
+@pytest.fixture
+def inproc_graph():
+    made = []
+
+    def make(graph: str = "demo") -> InprocGraph:
+        made.append(InprocGraph(graph))
+        return made[-1]
+
+    yield make
+    for graph in made:
+        graph.close()
+
+
+def test_a_full_graph_run_over_inproc_matches_the_local_result(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    assert all(runner.status == NodeStatus.ready for runner in graph.runners.values())
+    for epoch in range(40):
+        outputs = graph.command.process(epoch)
+    assert outputs == run_locally(graph.specs, 40)
+    assert graph.command.epochs_ended == list(range(40))
+
+
+def test_a_full_graph_run_over_tcp_with_processes_matches_the_local_result():
+    outputs, rate = run_graph("demo", 30)
+    assert outputs == run_locally(GRAPHS["demo"](), 30)
+    assert rate > 0
+
+
+def test_start_free_runs_exactly_n_epochs_and_stop_halts(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    graph.command.process(0)
+    assert graph.command.start(25) == 25
+    assert graph.command.epochs_ended == list(range(26))  # epoch 0, then 1..25 free-running
+    assert set(graph.command.ping().values()) == {"ready"}
+    graph.command.start()  # until stopped
+    gevent.sleep(0.2)
+    assert {runner.status for runner in graph.runners.values()} == {NodeStatus.running}
+    graph.command.stop()
+    halted = len(graph.command.epochs_ended)
+    assert halted > 26
+    gevent.sleep(0.3)
+    assert len(graph.command.epochs_ended) <= halted + 1  # at most the epoch in flight
+    assert set(graph.command.ping().values()) == {"ready"}
+
+
+def test_ping_returns_each_nodes_status(inproc_graph):
+    graph = inproc_graph()
+    assert graph.command.ping() == {node: "stopped" for node in graph.runners}
+    graph.command.init()
+    assert graph.command.ping() == {node: "ready" for node in graph.runners}
+
+
+def test_a_node_exception_reaches_the_caller_with_node_id_and_traceback(inproc_graph):
+    graph = inproc_graph("fragile")
+    graph.command.init()
+    for epoch in range(3):
+        graph.command.process(epoch)
+    with pytest.raises(ValueError, match="fragile node refuses epoch 3") as builtin:
+        graph.command.process(3)
+    assert builtin.value.node_id == "fragile"
+    assert "Traceback (most recent call last)" in builtin.value.remote_traceback
+    assert "in __call__" in builtin.value.remote_traceback
+    graph.command.process(4)  # the graph goes on after an error
+    with pytest.raises(RemoteNodeError) as custom:
+        graph.command.process(5)
+    assert custom.value.node_id == "fragile"
+    assert custom.value.err_type == "examples.nodegraph.graph.GraphError"
+    assert "GraphError: ('a graph-specific failure', 5)" in custom.value.remote_traceback
+
+
+def test_deinit_leaves_every_runner_stopped_with_its_sockets_closed(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    graph.command.process(0)
+    graph.command.deinit()
+    for runner in graph.runners.values():
+        assert runner.status == NodeStatus.stopped and runner.node is None
+        assert "outbox" not in runner.sockets.sockets and "peers" not in runner.sockets.sockets
+    assert set(graph.command.ping().values()) == {"stopped"}
+    graph.command.init()  # and they come back
+    assert graph.command.process(0)["sum"] == {"total": 0}
+
+
+def test_malformed_messages_at_the_command_node_are_skipped(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    with SocketManager(zmq, green_context) as intruder:
+        intruder.ensure_and_connect("dealer", zmq.DEALER, graph.command.inbox_address, 0)
+        raw = intruder.sockets["dealer"]
+        raw.send(b"\xff garbage")
+        raw.send(b'{"type": "teleport", "node_id": "x"}')
+        raw.send(b'{"type": "status", "node_id": "x", "value": "dancing"}')
+        raw.send(b'{"type": "init", "node_id": "x"}')  # valid, but not something runners send
+        gevent.sleep(0.2)
+        intruder.close("dealer", linger=0)
+    assert graph.command.skipped == 4
+    assert graph.command.process(0)["sum"] == {"total": 0}
