@@ -41,7 +41,7 @@ def test_fix_zeromq_tcp_address():
 
 def test_extract_hostname_from_tcp_address():
     assert util.extract_hostname_from_tcp_address("tcp://localhost:5000") == "localhost"
-    assert util.extract_hostname_from_tcp_address("tcp://10.0.0.1:1") == "10.0.0.1"
+    assert util.extract_hostname_from_tcp_address("tcp://127.0.0.2:1") == "127.0.0.2"
     assert util.extract_hostname_from_tcp_address("tcp://localhost") is None
     assert util.extract_hostname_from_tcp_address("inproc://x") is None
 
