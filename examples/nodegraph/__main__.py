@@ -6,47 +6,22 @@ python -m examples.nodegraph --epochs 200
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from examples.nodegraph.command import CommandNode
 from examples.nodegraph.graph import GRAPHS, run_locally
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from examples.processes import spawn_module, stop_processes
 
 
 def start_runners(graph: str, command: CommandNode) -> list[subprocess.Popen]:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    )
     return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "examples.nodegraph.run_node",
-                graph,
-                spec.node_id,
-                command.pub_address,
-                command.inbox_address,
-            ],
-            env=env,
+        spawn_module(
+            "examples.nodegraph.run_node", graph, spec.node_id, command.pub_address, command.inbox_address
         )
         for spec in GRAPHS[graph]()
     ]
-
-
-def stop_runners(processes: list[subprocess.Popen], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run_graph(graph: str, epochs: int, free_run: bool = False) -> tuple[dict, float]:
@@ -68,7 +43,7 @@ def run_graph(graph: str, epochs: int, free_run: bool = False) -> tuple[dict, fl
         command.deinit()
     finally:
         command.close()
-        stop_runners(processes)
+        stop_processes(processes, timeout=10, terminate=False)  # closed runners exit by themselves
     return outputs, rate
 
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -33,8 +32,7 @@ from examples.pipeline.manager import PipelineManager
 from examples.pipeline.protocol import COMPLETED, new_job
 from examples.pipeline.steps import PIPELINES, STEPS, file_content
 from examples.pipeline.worker import ManagerUnreachable, StepWorker, ask_manager
-
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+from examples.processes import spawn_module, stop_processes
 
 
 class UsageError(Exception):
@@ -242,28 +240,23 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def start_worker(job_type: str, manager_address: str, concurrency: int, log_dir: str) -> subprocess.Popen:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    )
     log_file = open(os.path.join(log_dir, f"{job_type}-{time.monotonic_ns()}.log"), "wb")  # noqa: SIM115
-    command = [sys.executable, "-m", "examples.pipeline", "step", job_type, "--manager", manager_address]
-    command += ["--concurrency", str(concurrency)]
-    process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process = spawn_module(
+        "examples.pipeline",
+        "step",
+        job_type,
+        "--manager",
+        manager_address,
+        "--concurrency",
+        str(concurrency),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
     process.job_type = job_type  # type: ignore[attr-defined]
     return process
 
 
-def stop_workers(workers: list[subprocess.Popen], timeout: float = 5.0) -> None:
-    for process in workers:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for process in workers:
-        while process.poll() is None and time.monotonic() < deadline:
-            gevent.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+stop_workers = stop_processes
 
 
 def run_with_progress(

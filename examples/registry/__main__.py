@@ -6,42 +6,36 @@ python -m examples.registry --workers 3 --jobs 60
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import gevent
 from rich.console import Console
 from rich.table import Table
 
+from examples.processes import spawn_module, stop_processes
 from examples.registry.registry import Registry
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 TOKEN = "demo-token"
 
 
 def start_worker(address: str, name: str, max_processes: int = 4, token: str = TOKEN) -> subprocess.Popen:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return spawn_module(
+        "examples.registry.run_worker",
+        "--registry",
+        address,
+        "--token",
+        token,
+        "--agent-name",
+        name,
+        "--max-processes",
+        str(max_processes),
     )
-    command = [sys.executable, "-m", "examples.registry.run_worker", "--registry", address, "--token", token]
-    command += ["--agent-name", name, "--max-processes", str(max_processes)]
-    return subprocess.Popen(command, env=env)
 
 
-def stop_workers(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+stop_workers = stop_processes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from examples.pipeline.__main__ import REPO_ROOT
+from examples.processes import REPO_ROOT
 
 
 def test_demo_tour_runs():

@@ -15,11 +15,12 @@ import zmq.green
 
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
-from examples.pipeline.__main__ import REPO_ROOT, start_worker, stop_workers
+from examples.pipeline.__main__ import start_worker, stop_workers
 from examples.pipeline.manager import PipelineManager
 from examples.pipeline.protocol import COMPLETED, FAILED, new_job
 from examples.pipeline.steps import file_content
 from examples.pipeline.worker import ask_manager
+from examples.processes import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120)
 
