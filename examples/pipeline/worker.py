@@ -32,27 +32,31 @@ class ManagerUnreachable(RuntimeError):
 
 
 def ask_manager(sockets: SocketManager, address: str, request: dict, timeout: float) -> Any:
-    """Send ``request`` to the manager's status socket and return its reply.
+    """Send ``request`` to the manager's status socket (``manager``, a REQ) and return its reply.
 
-    A REQ socket whose request got no answer is stuck, so each try uses a fresh one.
+    The REQ socket is made once per address; after a request that got no answer
+    it is stuck, so :meth:`SocketManager.reset` renews it before the next try.
 
     Raises
     ------
     ManagerUnreachable
         when no reply came within ``timeout`` seconds.
     """
+    if "manager" in sockets.sockets and sockets.get_record("manager").connects != [address]:
+        sockets.close("manager", linger=0)
+    if "manager" not in sockets.sockets:
+        sockets.ensure_and_connect("manager", zmq.REQ, address, zmq.POLLIN | zmq.POLLOUT)
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ManagerUnreachable(f"the manager at {address} did not answer within {timeout:g}s")
-        sockets.close("manager", linger=0)
-        sockets.ensure_and_connect("manager", zmq.REQ, address, zmq.POLLIN | zmq.POLLOUT)
         attempt = min(remaining, 2.0)
         if sockets.send_safe("manager", request, timeout=attempt):
             reply = sockets.recv_safe("manager", timeout=attempt)
             if reply is not None:
                 return reply
+        sockets.reset("manager")
 
 
 class StepWorker:
