@@ -783,10 +783,9 @@ class SocketManager:
 
         Returns ``operation()``'s result, or ``_TIMED_OUT``.
         """
-        timeout = kw.pop("timeout", args[0] if args else None)
+        timeout, rest = _split_timeout(args, kw)
         wait = self.timeout if timeout is None else _non_negative("timeout", timeout)
         deadline = _monotonic() + wait
-        rest = args[1:]
         while True:
             remaining = max(0.0, deadline - _monotonic())
             if self.wait_until_ready(name, mechanism, remaining, *rest, **kw) is None:
@@ -1013,9 +1012,8 @@ class SocketManager:
             raise TypeError(f"keep_polling must be callable, got {keep_polling!r}")
         socket = self.get_by_name(name)
         self.set_topic(name, b"" if topic is None else topic)
-        timeout = kw.pop("timeout", args[0] if args else None)
+        timeout, rest = _split_timeout(args, kw)
         wait = min(self.timeout if timeout is None else timeout, SUBSCRIBE_CHECK_INTERVAL)
-        rest = args[1:]
         return self._subscription(name, socket, keep_polling, wait, rest, kw)
 
     def _subscription(
@@ -1211,6 +1209,15 @@ def _green_poll(items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[A
         for socket, _ in items:
             waiter.register(socket.getsockopt(_zmq.FD), _select.POLLIN)
         waiter.poll(min(remaining_ms, _GREEN_SLICE_MS))
+
+
+def _split_timeout(args: tuple, kw: dict) -> tuple[Any, tuple]:
+    """Take ``timeout`` out of the ``*args, **kw`` meant for :meth:`SocketManager.wait_until_ready`.
+
+    Returns the timeout (``None`` when not given) and the remaining positional arguments;
+    ``kw`` keeps the rest (``polling_timeout``).
+    """
+    return kw.pop("timeout", args[0] if args else None), args[1:]
 
 
 def _always() -> bool:
