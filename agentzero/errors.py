@@ -131,6 +131,56 @@ class DeserializationError(AgentZeroSocketError):
         super().__init__(f"cannot unpack the message received{where}: {reason} (raw={_preview(raw)})")
 
 
+class MessageTooLarge(DeserializationError):
+    """Raised when a received message is larger than the socket's ``max_message_size``.
+
+    libzmq's ``MAXMSGSIZE`` limits each frame (and only over tcp and ipc); this
+    limits the whole message, frames added up, on every transport. The message
+    was consumed and dropped, without keeping more than the limit in memory;
+    the next message is received normally.
+    """
+
+    def __init__(self, raw: Any, size: int, limit: int, socket_name: Any = None) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            raw, f"message of at least {size} bytes exceeds max_message_size={limit}", socket_name
+        )
+
+
+class SocketClosed(AgentZeroSocketError):
+    """Raised when a socket is closed (or its context terminated) while a call uses or waits on it.
+
+    A ``*_safe`` call waiting on a socket that another greenlet closes through
+    the manager raises it at once; closed behind the manager's back, it is
+    noticed within a second.
+    """
+
+    def __init__(self, socket_name: Any, reason: Any = "the socket was closed") -> None:
+        self.socket_name = socket_name
+        self.reason = reason
+        super().__init__(f"socket {socket_name!r} cannot be used: {reason}")
+
+
+class WrongSocketType(AgentZeroSocketError, TypeError):
+    """Raised when an operation needs another type of socket, e.g. ``subscribe`` on a PUSH.
+
+    >>> raise WrongSocketType('jobs', 'PUSH', 'set_topic', 'SUB')
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.WrongSocketType: socket 'jobs' is a PUSH socket: set_topic needs a SUB socket.
+    """
+
+    def __init__(self, socket_name: Any, actual: str, operation: str, expected: str) -> None:
+        self.socket_name = socket_name
+        self.actual = actual
+        self.operation = operation
+        self.expected = expected
+        super().__init__(
+            f"socket {socket_name!r} is a {actual} socket: {operation} needs a {expected} socket."
+        )
+
+
 def _preview(raw: Any) -> str:
     text = repr(raw)
     if len(text) > _RAW_PREVIEW_BYTES:

@@ -131,3 +131,13 @@ class MSGPACK(BaseSerializer):
             return msgpack.unpackb(data, raw=False)
         except Exception as exc:  # msgpack raises many unrelated types for bad input
             raise DeserializationError(data, f"invalid msgpack: {exc}") from exc
+
+
+def frame_packer(backend: Any) -> Any:
+    """Return the function that turns a value into one frame's bytes with ``backend`` (temporary)."""
+    return getattr(backend, "pack_bytes", None) or BaseSerializer.pack_bytes.__get__(backend)
+
+
+def frame_unpacker(backend: Any) -> Any:
+    """Return the function that turns one frame's bytes into a value with ``backend`` (temporary)."""
+    return backend.unpack

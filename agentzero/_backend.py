@@ -1,0 +1,56 @@
+"""The one place where agentzero reaches below pyzmq's ``Socket`` sugar layer.
+
+agentzero's hot paths call the backend socket's ``send``, ``recv`` and
+``get`` directly, with plain ``int`` flags: pyzmq's sugar layer (and, for
+``zmq.green``, its per-operation bookkeeping) re-checks arguments agentzero
+has already checked and turns every flag into an enum, which costs more than
+the operation itself. Every socket pyzmq makes, green or not, is an instance
+of ``zmq.backend.Socket``, so the unbound backend methods work on all of them.
+
+Only ``zmq.backend.Socket`` is used, a public name of pyzmq. The test
+``tests/unit/test_backend.py`` fails loudly if a pyzmq release changes what
+this module relies on; the tested range is pinned in ``setup.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import zmq
+import zmq.backend
+
+_BackendSocket: Any = zmq.backend.Socket
+
+#: ``send(socket, data, flags)``: the backend's send, with no sugar and no green wait
+raw_send: Callable[..., Any] = _BackendSocket.send
+#: ``recv(socket, flags, copy)``: the backend's recv; with ``copy=False`` a Frame with ``.more``
+raw_recv: Callable[..., Any] = _BackendSocket.recv
+#: ``get(socket, option)``: the backend's getsockopt, returning a plain ``int`` or ``bytes``
+raw_get: Callable[..., Any] = _BackendSocket.get
+
+NOBLOCK = int(zmq.NOBLOCK)
+SNDMORE = int(zmq.SNDMORE)
+POLLIN = int(zmq.POLLIN)
+POLLOUT = int(zmq.POLLOUT)
+EVENTS = int(zmq.EVENTS)
+FD = int(zmq.FD)
+EAGAIN = int(zmq.EAGAIN)
+EFSM = int(zmq.EFSM)
+ENOTSOCK = int(zmq.ENOTSOCK)
+ETERM = int(zmq.ETERM)
+
+#: errors that mean "not possible right now, wait for the socket"; EFSM is a REQ/REP
+#: socket whose turn it is not (0.4.6 waited for it, and returned False/None on time-out)
+NOT_READY_ERRNOS = frozenset((EAGAIN, EFSM))
+#: errors that mean the socket is gone: closed, or its context terminated
+CLOSED_ERRNOS = frozenset((ENOTSOCK, ETERM))
+
+
+def events(socket: Any) -> int:
+    """Return the socket's ``zmq.EVENTS`` as a plain ``int`` (``POLLIN``/``POLLOUT`` bits)."""
+    return int(raw_get(socket, EVENTS))
+
+
+def fileno(socket: Any) -> int:
+    """Return the socket's ``zmq.FD``: readable whenever ``EVENTS`` may have changed (edge-triggered)."""
+    return int(raw_get(socket, FD))

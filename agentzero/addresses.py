@@ -1,0 +1,349 @@
+"""Addresses: binding, connecting, disconnecting and resetting named sockets.
+
+Addresses are checked before ZeroMQ sees them: text, a known transport, and
+for ``tcp://`` a port between 0 and 65535 (``*`` to bind a random one); host
+names are resolved, since ZeroMQ binds only to IP addresses and interfaces.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import re
+import time
+from typing import Any
+
+import zmq
+
+from agentzero.errors import SocketBindError, SocketConnectError
+from agentzero.sockets import Sockets
+from agentzero.util import fix_zeromq_tcp_address
+from agentzero.waiting import check_mechanism
+
+_monotonic = time.monotonic
+_TCP_PORT = re.compile(r"^tcp://(?:[^;]*;)?(?P<host>.*):(?P<port>[^:\]]*)$")
+
+
+def check_address(socket_name: Any, address: Any, error: type[Exception], binding: bool) -> str:
+    """Return ``address`` with its host name resolved, or raise ``error`` naming what is wrong.
+
+    >>> check_address('api', 'tcp://localhost:5000', SocketBindError, binding=True)
+    'tcp://127.0.0.1:5000'
+    >>> check_address('api', 'tcp://127.0.0.1:99999', SocketBindError, binding=True)
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketBindError: cannot bind socket 'api' to address 'tcp://127.0.0.1:99999': \
+the port must be a number from 0 to 65535 or '*', got '99999'
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise error(socket_name, address, "the address must be a non-empty string")
+    if address.startswith("tcp://"):
+        found = _TCP_PORT.match(address)
+        if not found or not found.group("host"):
+            raise error(socket_name, address, "a tcp address is tcp://HOST:PORT")
+        port = found.group("port")
+        lowest = 0 if binding else 1
+        if not (port == "*" and binding) and not (port.isdigit() and lowest <= int(port) <= 65535):
+            wildcard = " or '*'" if binding else ""
+            raise error(
+                socket_name,
+                address,
+                f"the port must be a number from {lowest} to 65535{wildcard}, got {port!r}",
+            )
+    return fix_zeromq_tcp_address(address)
+
+
+class Addresses(Sockets):
+    """Bind, connect, disconnect and reset the manager's named sockets."""
+
+    def bind(self, socket_name: Any, address: str, polling_mechanism: int) -> Any:
+        """Bind a socket to an address and register it with ``polling_mechanism``.
+
+        Host names in ``tcp://`` addresses are resolved first (ZeroMQ binds only
+        to IP addresses and interfaces); ``tcp://*:port``, ``ipc://`` and
+        ``inproc://`` work as usual. :attr:`addresses` records the endpoint
+        ZeroMQ reports, so a wildcard port shows the real one.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        address : str
+            a valid zeromq address (i.e: ``inproc://whatevs``)
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        SocketBindError
+            when the address is empty, malformed (a tcp port outside 0-65535) or in use.
+        """
+        record = self.get_record(socket_name)
+        check_mechanism(polling_mechanism, registering=True)
+        resolved = check_address(socket_name, address, SocketBindError, binding=True)
+        grace_until = self._released.pop(resolved, 0.0)
+        while True:
+            try:
+                record.socket.bind(resolved)
+                break
+            except zmq.ZMQError as exc:
+                # libzmq frees a closed tcp listener in its I/O thread: an address this
+                # manager has just released may need a moment before it binds again.
+                if exc.errno != zmq.EADDRINUSE or _monotonic() > grace_until:
+                    raise SocketBindError(socket_name, address, exc) from exc
+                self._waiting.pause(0.005)
+        endpoint = _last_endpoint(record.socket, resolved)
+        record.binds.append(endpoint)
+        self.addresses[socket_name] = endpoint
+        return self.register_socket(record.socket, polling_mechanism)
+
+    def ensure_and_bind(
+        self, socket_name: Any, socket_type: int, address: str, polling_mechanism: int
+    ) -> Any:
+        """Ensure that a socket exists, is bound to ``address`` and is registered.
+
+        A handy replacement for calling :meth:`get_or_create` then :meth:`bind`.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        socket_type : int
+            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
+        address : str
+            a valid zeromq address (i.e: ``inproc://whatevs``)
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        SocketBindError
+            when the address is empty, malformed or already in use.
+        ValueError
+            when ``socket_type`` or ``polling_mechanism`` is invalid.
+        """
+        self.get_or_create(socket_name, socket_type, polling_mechanism)
+        return self.bind(socket_name, address, polling_mechanism)
+
+    def bind_to_random_port(
+        self, socket_name: Any, polling_mechanism: int, local_address: str = "tcp://0.0.0.0"
+    ) -> tuple[Any, str]:
+        """Bind an existing socket to a random free TCP port of ``local_address``.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+        local_address : str
+            ``tcp://<host or interface>``, without a port
+
+        Returns
+        -------
+        tuple
+            ``(socket, 'tcp://<local_address host>:<port>')``
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        SocketBindError
+            when ``local_address`` cannot be bound.
+
+        >>> import zmq
+        >>> from agentzero.core import SocketManager
+        >>> sockets = SocketManager(zmq, zmq.Context())
+        >>> _ = sockets.create('api-server', zmq.REP)
+        >>> _, address = sockets.bind_to_random_port(
+        ...     'api-server', zmq.POLLIN | zmq.POLLOUT, local_address='tcp://127.0.0.1')
+        >>> address.startswith('tcp://127.0.0.1:')
+        True
+        >>> sockets.close_all(); sockets.context.term()
+        """
+        record = self.get_record(socket_name)
+        check_mechanism(polling_mechanism, registering=True)
+        if not isinstance(local_address, str) or not local_address.startswith("tcp://"):
+            raise SocketBindError(socket_name, local_address, "a random port needs a tcp:// address")
+        local = fix_zeromq_tcp_address(f"{local_address}:0")[: -len(":0")]
+        try:
+            port = record.socket.bind_to_random_port(local)
+        except (zmq.ZMQError, zmq.ZMQBindError) as exc:
+            raise SocketBindError(socket_name, local_address, exc) from exc
+        address = f"{local_address}:{port}"
+        record.binds.append(_last_endpoint(record.socket, address))
+        self.addresses[socket_name] = address
+        return self.register_socket(record.socket, polling_mechanism), address
+
+    def connect(self, socket_name: Any, address: str, polling_mechanism: int) -> Any:
+        """Connect a socket to an address and register it with ``polling_mechanism``.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        address : str
+            a valid zeromq address (i.e: ``inproc://whatevs``); host names are resolved.
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        SocketConnectError
+            when the address is empty or malformed (a tcp port outside 1-65535).
+        """
+        record = self.get_record(socket_name)
+        check_mechanism(polling_mechanism, registering=True)
+        resolved = check_address(socket_name, address, SocketConnectError, binding=False)
+        try:
+            record.socket.connect(resolved)
+        except zmq.ZMQError as exc:
+            raise SocketConnectError(socket_name, address, exc) from exc
+        record.connects.append(resolved)
+        self.addresses[socket_name] = resolved
+        return self.register_socket(record.socket, polling_mechanism)
+
+    def ensure_and_connect(
+        self, socket_name: Any, socket_type: int, address: str, polling_mechanism: int
+    ) -> Any:
+        """Ensure that a socket exists, is connected to ``address`` and is registered.
+
+        A handy replacement for calling :meth:`get_or_create` then :meth:`connect`.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        socket_type : int
+            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
+        address : str
+            a valid zeromq address (i.e: ``inproc://whatevs``)
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        SocketConnectError
+            when the address is empty or malformed.
+        ValueError
+            when ``socket_type`` or ``polling_mechanism`` is invalid.
+        """
+        self.get_or_create(socket_name, socket_type, polling_mechanism)
+        return self.connect(socket_name, address, polling_mechanism)
+
+    def disconnect(self, socket_name: Any, address: str | None = None) -> bool:
+        """Disconnect a socket and remove it from the poller; it keeps its name.
+
+        Disconnecting from an address the socket is not connected to (or was
+        already disconnected from) is harmless.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name
+        address : str, optional
+            the one address to disconnect from; by default every address the
+            socket was connected to, and the name leaves :attr:`addresses`.
+
+        Returns
+        -------
+        bool
+            ``True`` if the socket was disconnected from at least one address,
+            ``False`` if it was connected to none of them.
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        """
+        record = self.get_record(socket_name)
+        if address is None:
+            targets = list(record.connects)
+        elif isinstance(address, str):
+            targets = [fix_zeromq_tcp_address(address)]
+        else:
+            raise TypeError(f"address must be a str, got {address!r}")
+        disconnected = False
+        for target in targets:
+            try:
+                record.socket.disconnect(target)
+                disconnected = True
+            except zmq.ZMQError as exc:
+                if exc.errno != _errno.ENOENT:
+                    raise SocketConnectError(socket_name, target, exc) from exc
+            if target in record.connects:
+                record.connects.remove(target)
+        if address is None or self.addresses.get(socket_name) in targets:
+            self.addresses.pop(socket_name, None)
+        self._unregister(record.socket)
+        return disconnected
+
+    def reset(self, name: Any) -> Any:
+        """Close the named socket and create it again as it was.
+
+        The new socket has the same type, options, subscriptions, polling
+        mechanism, and is bound and connected to the same addresses. This is
+        how a REQ socket gets out of its stuck state after a request got no
+        reply (the "lazy pirate" pattern): ``recv_safe`` returned ``None``,
+        so ``reset`` the socket and send the request again.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+
+        Returns
+        -------
+        zmq.Socket
+            the new socket
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        SocketBindError
+            when an address it was bound to cannot be bound again.
+        """
+        record = self.get_record(name)
+        self.close(name, linger=0)
+        self.create(name, record.socket_type)
+        for option, value in record.options.items():
+            self.set_socket_option(name, option, value)
+        for topic in record.subscriptions:
+            self.set_topic(name, topic)
+        for address in record.binds:
+            self.bind(name, address, record.polling_mechanism)
+        for address in record.connects:
+            self.connect(name, address, record.polling_mechanism)
+        return self.register_socket(self.sockets[name], record.polling_mechanism)
+
+
+def _last_endpoint(socket: Any, fallback: str) -> str:
+    try:
+        endpoint = socket.getsockopt(zmq.LAST_ENDPOINT)
+    except zmq.ZMQError:
+        return fallback
+    return endpoint.decode("utf-8") if endpoint else fallback

@@ -1,0 +1,85 @@
+"""The manager's loggers: log records published through its named sockets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agentzero.logs import ZMQPubHandler
+from agentzero.sockets import Sockets
+
+
+class Loggers(Sockets):
+    """Hand out :class:`ZMQPubHandler` handlers and loggers, and detach them when their socket closes."""
+
+    def get_log_handler(self, socket_name: Any, topic_name: str = "logs") -> ZMQPubHandler:
+        """Return a :class:`ZMQPubHandler` that publishes log records through a named socket.
+
+        The socket need not exist yet: records logged before it exists (or
+        after it is closed) are dropped and counted in the handler's ``dropped``.
+
+        Parameters
+        ----------
+        socket_name : str
+            the name of a PUB (or PUSH) socket of this manager
+        topic_name : str
+            the topic the records are published on
+
+        Returns
+        -------
+        ZMQPubHandler
+            the same handler for the same socket and topic, until the socket is closed.
+        """
+        key = (socket_name, topic_name)
+        handler = self._log_handlers.get(key)
+        if handler is None:
+            handler = self._log_handlers[key] = ZMQPubHandler(self, socket_name, topic_name)
+        return handler
+
+    def get_logger(
+        self, socket_name: Any, topic_name: str = "logs", logger_name: str | None = None
+    ) -> logging.Logger:
+        """Return a :class:`logging.Logger` whose records are published through a named socket.
+
+        The handler is attached once: calling again for the same socket and
+        topic adds no second one. A logger without a level of its own is set to
+        ``DEBUG`` so that every record it gets is published. Closing the socket
+        detaches the handler from the logger.
+
+        Parameters
+        ----------
+        socket_name : str
+            the name of a PUB (or PUSH) socket of this manager
+        topic_name : str
+            the topic the records are published on, ``"logs"`` by default
+        logger_name : str, optional
+            defaults to the socket name
+
+        Returns
+        -------
+        logging.Logger
+            the logger, with the handler attached
+        """
+        handler = self.get_log_handler(socket_name, topic_name)
+        logger = logging.getLogger(logger_name or str(socket_name))
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+            self._attached_loggers.append((logger, handler))
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.DEBUG)
+        return logger
+
+    def _detach_log_handlers(self, socket_name: Any) -> None:
+        closing = [key for key in self._log_handlers if key[0] == socket_name]
+        if not closing:
+            return
+        handlers = [self._log_handlers.pop(key) for key in closing]
+        still_attached = []
+        for logger, handler in self._attached_loggers:
+            if handler in handlers:
+                logger.removeHandler(handler)
+            else:
+                still_attached.append((logger, handler))
+        self._attached_loggers[:] = still_attached
+        for handler in handlers:
+            handler.close()

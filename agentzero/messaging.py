@@ -1,0 +1,495 @@
+"""Messaging: ``send_safe``, ``recv_safe``, ``publish_safe``, ``recv_event_safe`` and ``subscribe``.
+
+Each call tries its operation at once, without blocking, on the backend
+socket (see :mod:`agentzero._backend`), and only when ZeroMQ answers "not now"
+goes through the waiting layer (:mod:`agentzero.waiting`). The hot paths
+inline the record lookup and the first attempt: a shared helper would cost a
+Python call per message.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator, NamedTuple
+
+import zmq
+
+from agentzero._backend import (
+    CLOSED_ERRNOS,
+    NOBLOCK,
+    NOT_READY_ERRNOS,
+    POLLIN,
+    POLLOUT,
+    SNDMORE,
+    raw_recv,
+    raw_send,
+)
+from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
+from agentzero.records import SocketRecord
+from agentzero.sockets import Sockets
+from agentzero.waiting import WaitingCalls, check_milliseconds, check_seconds, closed_error
+
+#: How often, at most, :meth:`Messaging.subscribe` checks ``keep_polling``, in seconds.
+SUBSCRIBE_CHECK_INTERVAL = 1.0
+#: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
+_RAW_FRAMES_KEPT = 16
+
+_ZMQError = zmq.ZMQError
+_monotonic = time.monotonic
+
+
+class Event(NamedTuple):
+    """An event received from a SUB socket: its topic frame and its deserialized data.
+
+    It unpacks like a pair:
+
+    >>> event = Event(b'logs', {'stdout': 'hello world'})
+    >>> topic, data = event
+    >>> event.topic, event.data
+    (b'logs', {'stdout': 'hello world'})
+    """
+
+    #: the topic frame exactly as received (bytes)
+    topic: bytes
+    #: the payload, deserialized with the manager's serializer
+    data: Any
+
+
+class Messaging(WaitingCalls, Sockets):
+    """The ``*_safe`` calls and :meth:`subscribe`."""
+
+    def send_safe(
+        self, name: Any, data: Any, timeout: float | None = None, polling_timeout: float | None = None
+    ) -> bool:
+        """Serialize ``data`` and send it through the named socket once it can take it.
+
+        Parameters
+        ----------
+        name : str
+            the name of the socket where data should be sent through
+        data : object
+            the data to be serialized then sent
+        timeout : float, optional
+            how long to wait for the socket, in **seconds** (see :meth:`wait_until_ready`)
+        polling_timeout : float, optional
+            the longest single poll, in **milliseconds**
+
+        Returns
+        -------
+        bool
+            ``True`` if the message was sent, ``False`` if the socket never became
+            writable in time (a full queue, no peer, or a REQ/REP socket whose turn
+            it is not).
+
+        Raises
+        ------
+        SocketNotFound
+            when the socket name is wrong.
+        SerializationError
+            when ``data`` cannot be serialized; nothing is sent.
+        SocketClosed
+            when the socket is closed while waiting.
+        ValueError
+            when a timeout is negative, infinite or NaN.
+        """
+        try:
+            record = self._records[name]
+        except KeyError:
+            record = self.get_record(name)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        frame = self._pack(data)
+        try:
+            raw_send(record.socket, frame, NOBLOCK)
+        except _ZMQError as exc:
+            return self._send_when_ready(record, (frame,), exc, timeout, polling_timeout)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        return True
+
+    def recv_safe(self, name: Any, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
+        """Wait for a message on the named socket, receive it and deserialize it.
+
+        Parameters
+        ----------
+        name : str
+            the name of the socket where data will pass through
+        timeout : float, optional
+            how long to wait for a message, in **seconds** (see :meth:`wait_until_ready`)
+        polling_timeout : float, optional
+            the longest single poll, in **milliseconds**
+
+        Returns
+        -------
+        object or None
+            the deserialized data, or ``None`` if no message arrived in time.
+
+        Raises
+        ------
+        SocketNotFound
+            when the socket name is wrong.
+        DeserializationError
+            when the message cannot be deserialized or has more than one frame;
+            it is consumed, and the next message is received normally.
+        MessageTooLarge
+            (a :class:`DeserializationError`) when the message exceeds the
+            socket's ``max_message_size``; it is dropped.
+        SocketClosed
+            when the socket is closed while waiting.
+        ValueError
+            when a timeout is negative, infinite or NaN.
+        """
+        try:
+            record = self._records[name]
+        except KeyError:
+            record = self.get_record(name)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        try:
+            frame = raw_recv(record.socket, NOBLOCK, False)
+        except _ZMQError as exc:
+            frame = self._recv_when_ready(record, exc, timeout, polling_timeout)
+            if frame is None:
+                return None
+        if frame.more:
+            frames = self._rest_of_message(record, frame)
+            raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        payload = frame.bytes
+        if record.max_size is not None and len(payload) > record.max_size:
+            raise MessageTooLarge(payload[: record.max_size], len(payload), record.max_size, name)
+        try:
+            return self._unpack(payload)
+        except Exception as exc:
+            raise _deserialization_error(payload, exc, name) from exc
+
+    def publish_safe(
+        self,
+        name: Any,
+        topic: str | bytes,
+        data: Any,
+        timeout: float | None = None,
+        polling_timeout: float | None = None,
+    ) -> bool:
+        """Serialize ``data`` and send it as one ``[topic, payload]`` message.
+
+        A PUB socket never blocks: with no subscriber the event is dropped by ZeroMQ.
+
+        Parameters
+        ----------
+        name : str
+            the name of the socket where data should be sent through
+        topic : str or bytes
+            the name of the topic
+        data : object
+            the data to be serialized then sent
+        timeout : float, optional
+            how long to wait for the socket, in **seconds**
+        polling_timeout : float, optional
+            the longest single poll, in **milliseconds**
+
+        Returns
+        -------
+        bool
+            ``True`` if the message was sent, ``False`` if the socket never became available.
+
+        Raises
+        ------
+        SocketNotFound
+            when the socket name is wrong.
+        SerializationError
+            when ``data`` cannot be serialized; nothing is sent.
+        TypeError
+            when ``topic`` is neither text nor bytes.
+        SocketClosed
+            when the socket is closed while waiting.
+        """
+        try:
+            record = self._records[name]
+        except KeyError:
+            record = self.get_record(name)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        if isinstance(topic, str):
+            topic = topic.encode("utf-8")
+        elif not isinstance(topic, bytes):
+            raise TypeError(f"a topic is str or bytes, got {topic!r} ({type(topic).__name__})")
+        frames = (topic, self._pack(data))
+        socket = record.socket
+        try:
+            raw_send(socket, topic, NOBLOCK | SNDMORE)
+        except _ZMQError as exc:
+            return self._send_when_ready(record, frames, exc, timeout, polling_timeout)
+        self._send_rest(record, frames, 1)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        return True
+
+    def recv_event_safe(
+        self,
+        name: Any,
+        topic: str | bytes | None | bool = False,
+        timeout: float | None = None,
+        polling_timeout: float | None = None,
+    ) -> Event | None:
+        """Wait for an event on the named SUB socket and return it as an :class:`Event`.
+
+        Parameters
+        ----------
+        name : str
+            the name of the socket where events arrive
+        topic : str or bytes, optional
+            subscribe to this topic first; ``None`` or ``False`` (the default)
+            keeps the subscriptions the socket has (see :meth:`set_topic`).
+        timeout : float, optional
+            how long to wait for an event, in **seconds**
+        polling_timeout : float, optional
+            the longest single poll, in **milliseconds**
+
+        Returns
+        -------
+        Event or None
+            the event, or ``None`` if none arrived in time.
+
+        Raises
+        ------
+        SocketNotFound
+            when the socket name is wrong.
+        TypeError
+            when ``topic`` is not text, bytes, ``None`` or ``False``.
+        DeserializationError
+            when the message is not ``[topic, payload]`` or the payload cannot be
+            deserialized; it is consumed and the next one is received normally.
+        SocketClosed
+            when the socket is closed while waiting.
+        """
+        try:
+            record = self._records[name]
+        except KeyError:
+            record = self.get_record(name)
+        if topic is not None and topic is not False:
+            if not isinstance(topic, (str, bytes)):
+                raise TypeError(
+                    "recv_event_safe() takes a string, None or False as argument, "
+                    f"received {topic!r}({type(topic)}) instead"
+                )
+            self.set_topic(name, topic)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        socket = record.socket
+        try:
+            first = raw_recv(socket, NOBLOCK, False)
+        except _ZMQError as exc:
+            first = self._recv_when_ready(record, exc, timeout, polling_timeout)
+            if first is None:
+                return None
+        if first.more:
+            second = raw_recv(socket, NOBLOCK, False)
+            if second.more:
+                frames = self._rest_of_message(record, first, second)
+                raise DeserializationError(
+                    frames, f"expected 2 frames [topic, data], got {len(frames)}", name
+                )
+        else:
+            second = None
+        if record.waiters:
+            self._waiting.after_operation(record)
+        if second is None:
+            raise DeserializationError([first.bytes], "expected 2 frames [topic, data], got 1", name)
+        topic_frame = first.bytes
+        payload = second.bytes
+        limit = record.max_size
+        if limit is not None and len(topic_frame) + len(payload) > limit:
+            raise MessageTooLarge(
+                [topic_frame[:limit], payload[:limit]], len(topic_frame) + len(payload), limit, name
+            )
+        try:
+            return Event(topic_frame, self._unpack(payload))
+        except Exception as exc:
+            raise _deserialization_error(payload, exc, name) from exc
+
+    def subscribe(
+        self,
+        name: Any,
+        topic: str | bytes | None = None,
+        keep_polling: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+        polling_timeout: float | None = None,
+    ) -> Iterator[Event]:
+        """Subscribe the named socket to ``topic`` and yield the events it receives.
+
+        Parameters
+        ----------
+        name : str
+            the name of the socket where events arrive
+        topic : str or bytes, optional
+            the topic to subscribe to; ``None`` subscribes to everything.
+        keep_polling : callable, optional
+            called between waits; the loop ends once it returns false (within
+            :data:`SUBSCRIBE_CHECK_INTERVAL` seconds, even when no event arrives).
+        timeout : float, optional
+            the longest wait between two checks of ``keep_polling``, in **seconds**
+        polling_timeout : float, optional
+            the longest single poll, in **milliseconds**
+
+        Yields
+        ------
+        Event
+            each event; the generator ends when ``keep_polling`` says so or the
+            socket is closed. A :class:`DeserializationError` (an event that is
+            not ``[topic, payload]`` or cannot be deserialized) is raised out of
+            the generator and ends it: call ``subscribe`` again to go on.
+
+        Raises
+        ------
+        SocketNotFound
+            when the socket name is wrong.
+        WrongSocketType
+            when the socket is not a SUB socket.
+        TypeError
+            when ``keep_polling`` is not callable.
+        ValueError
+            when a timeout is negative, infinite or NaN.
+        """
+        if keep_polling is None:
+            keep_polling = _always
+        elif not callable(keep_polling):
+            raise TypeError(f"keep_polling must be callable, got {keep_polling!r}")
+        record = self.get_record(name)
+        self.set_topic(name, b"" if topic is None else topic)
+        wait = self.timeout if timeout is None else check_seconds("timeout", timeout)
+        if polling_timeout is not None:
+            check_milliseconds("polling_timeout", polling_timeout, positive=True)
+        return self._subscription(record, keep_polling, min(wait, SUBSCRIBE_CHECK_INTERVAL), polling_timeout)
+
+    def _subscription(
+        self,
+        record: SocketRecord,
+        keep_polling: Callable[[], bool],
+        wait: float,
+        polling_timeout: float | None,
+    ) -> Iterator[Event]:
+        name = record.name
+        while keep_polling():
+            if self._records.get(name) is not record:
+                return
+            try:
+                event = self.recv_event_safe(name, None, wait, polling_timeout)
+            except (SocketNotFound, SocketClosed):
+                return
+            if event is not None:
+                yield event
+
+    # -- the slow paths: waiting, then trying again --------------------------------------------
+
+    def _send_when_ready(
+        self,
+        record: SocketRecord,
+        frames: tuple[bytes, ...],
+        error: zmq.ZMQError,
+        timeout: float | None,
+        polling_timeout: float | None,
+    ) -> bool:
+        """Wait until the socket takes the first frame, then send the rest; ``False`` on time-out."""
+        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        deadline = _monotonic() + seconds
+        more = NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK
+        while True:
+            if error.errno not in NOT_READY_ERRNOS:
+                raise _translate(record, error)
+            remaining = deadline - _monotonic()
+            if remaining < 0 or not self._waiting.wait(record, POLLOUT, remaining, slice_ms):
+                return False
+            try:
+                raw_send(record.socket, frames[0], more)
+                break
+            except _ZMQError as exc:
+                error = exc
+        self._send_rest(record, frames, 1)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        return True
+
+    def _send_rest(self, record: SocketRecord, frames: tuple[bytes, ...], start: int) -> None:
+        """Send ``frames[start:]``, the rest of a message whose first frame was taken.
+
+        libzmq takes every frame of a message once it took the first, so this
+        does not wait in practice; should it have to, it waits for as long as needed.
+        """
+        last = len(frames) - 1
+        for index in range(start, last + 1):
+            flags = NOBLOCK if index == last else NOBLOCK | SNDMORE
+            while True:
+                try:
+                    raw_send(record.socket, frames[index], flags)
+                    break
+                except _ZMQError as exc:
+                    if exc.errno not in NOT_READY_ERRNOS:
+                        raise _translate(record, exc) from None
+                    self._waiting.wait(record, POLLOUT, SUBSCRIBE_CHECK_INTERVAL, self.polling_timeout)
+
+    def _recv_when_ready(
+        self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
+    ) -> Any:
+        """Wait for a message and return its first frame, or ``None`` on time-out."""
+        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        deadline = _monotonic() + seconds
+        while True:
+            if error.errno not in NOT_READY_ERRNOS:
+                raise _translate(record, error)
+            remaining = deadline - _monotonic()
+            if remaining < 0 or not self._waiting.wait(record, POLLIN, remaining, slice_ms):
+                return None
+            try:
+                return raw_recv(record.socket, NOBLOCK, False)
+            except _ZMQError as exc:
+                error = exc
+
+    def _rest_of_message(self, record: SocketRecord, *received: Any) -> list[bytes]:
+        """Consume the rest of a message whose frames so far are ``received``; return what is kept.
+
+        The frames of a message arrive together, so this never waits. At most
+        the socket's ``max_message_size`` bytes (and :data:`_RAW_FRAMES_KEPT`
+        frames) are kept, so an endless multipart message cannot fill memory.
+        """
+        limit = record.max_size
+        kept: list[bytes] = []
+        size = 0
+        frame = None
+        for frame in received:
+            size += len(frame)
+            if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+                kept.append(frame.bytes)
+        while frame is not None and frame.more:
+            frame = raw_recv(record.socket, NOBLOCK, False)
+            size += len(frame)
+            if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+                kept.append(frame.bytes)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        if limit is not None and size > limit:
+            raise MessageTooLarge(kept, size, limit, record.name)
+        return kept
+
+    def _wait_arguments(self, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
+        seconds = self.timeout if timeout is None else timeout
+        if polling_timeout is None:
+            return seconds, self.polling_timeout
+        return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
+
+
+def _translate(record: SocketRecord, error: zmq.ZMQError) -> Exception:
+    """The library error for a ``ZMQError`` it can name; other errors as they are."""
+    if error.errno in CLOSED_ERRNOS:
+        return closed_error(record.name, error)
+    return error
+
+
+def _deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
+    reason = error.reason if isinstance(error, DeserializationError) else f"{type(error).__name__}: {error}"
+    return DeserializationError(payload, reason, name)
+
+
+def _always() -> bool:
+    return True

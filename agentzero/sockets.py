@@ -1,0 +1,298 @@
+"""Socket bookkeeping: creating, finding, registering, configuring, resetting and closing named sockets."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import zmq
+
+from agentzero.errors import SocketAlreadyExists, SocketNotFound, WrongSocketType
+from agentzero.records import ManagerState, SocketRecord
+from agentzero.waiting import check_mechanism
+
+#: seconds during which an endpoint released by close() may be waited for by bind()
+REBIND_GRACE = 1.0
+_SUBSCRIBERS = (zmq.SUB,)
+_monotonic = time.monotonic
+
+
+class Sockets(ManagerState):
+    """Create, find, register, configure, reset and close the manager's named sockets."""
+
+    def create(self, name: Any, socket_type: int) -> Any:
+        """Create a named socket by type.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        socket_type : int
+            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        SocketAlreadyExists
+            when a socket of that name exists.
+        ValueError
+            when ``socket_type`` is not a socket type.
+        """
+        if name in self.sockets:
+            raise SocketAlreadyExists(self, name)
+        try:
+            zmq.SocketType(socket_type)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid socket type {socket_type!r} for socket {name!r}") from exc
+        socket = self.context.socket(socket_type)
+        record = SocketRecord(name, socket, int(socket_type), self.max_message_size)
+        self._waiting.prepare(record)
+        self.sockets[name] = socket
+        self._records[name] = record
+        if self.max_message_size is not None:
+            self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
+        return socket
+
+    def get_by_name(self, name: Any, socket_type: int | None = None) -> Any:
+        """Return an existing socket by name.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        socket_type : int, optional
+            accepted for compatibility with older examples; ignored.
+
+        Returns
+        -------
+        zmq.Socket
+            the socket
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        """
+        try:
+            return self.sockets[name]
+        except KeyError:
+            raise SocketNotFound(self, name) from None
+
+    def get_or_create(self, name: Any, socket_type: int, polling_mechanism: int) -> Any:
+        """Ensure that a socket exists and is registered with ``polling_mechanism``.
+
+        An existing socket of that name is returned as it is (its type is not changed).
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        socket_type : int
+            a valid socket type, used when the socket has to be created
+        polling_mechanism : int
+            ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        ValueError
+            when ``socket_type`` or ``polling_mechanism`` is invalid.
+        """
+        check_mechanism(polling_mechanism, registering=True)
+        if name not in self.sockets:
+            self.create(name, socket_type)
+        return self.register_socket(self.get_by_name(name), polling_mechanism)
+
+    def register_socket(self, socket: Any, polling_mechanism: int) -> Any:
+        """Register ``socket`` in the poller with ``polling_mechanism``.
+
+        Registering an already registered socket replaces its mechanism, as
+        ``zmq.Poller.register`` does; ``0`` keeps the socket out of the poller
+        (for a PUSH or PUB that :meth:`engage` should not report as always
+        writable). :attr:`registry` maps each registered socket to its mechanism.
+
+        Parameters
+        ----------
+        socket : zmq.Socket
+            the socket instance
+        polling_mechanism : int
+            ``0``, ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
+
+        Returns
+        -------
+        zmq.Socket
+            the socket itself
+
+        Raises
+        ------
+        ValueError
+            when ``polling_mechanism`` is not 0, ``zmq.POLLIN``, ``zmq.POLLOUT`` or both.
+        """
+        mechanism = check_mechanism(polling_mechanism, registering=True)
+        if mechanism:
+            self.poller.register(socket, mechanism)
+            self.registry[socket] = mechanism
+        else:
+            self._unregister(socket)
+        record = self._record_of(socket)
+        if record is not None:
+            record.polling_mechanism = mechanism
+        return socket
+
+    def set_socket_option(self, name: Any, option: int, value: Any) -> None:
+        """Call ``setsockopt`` on the named socket.
+
+        ``zmq.HWM`` sets both ``SNDHWM`` and ``RCVHWM``; text values are encoded
+        as UTF-8; ``zmq.MAXMSGSIZE`` also becomes the socket's limit for whole
+        (multipart) messages.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        option : int
+            the option from the zmq module, e.g. ``zmq.LINGER``, ``zmq.SUBSCRIBE``
+        value : int, bytes or str
+            the option's value
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        WrongSocketType
+            when subscribing (or unsubscribing) a socket that is not a SUB.
+        """
+        record = self.get_record(name)
+        socket = record.socket
+        if option == zmq.HWM:
+            socket.hwm = value
+            record.options[option] = value
+            return
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if option in (zmq.SUBSCRIBE, zmq.UNSUBSCRIBE) and record.socket_type not in _SUBSCRIBERS:
+            raise WrongSocketType(name, record.type_name, "subscribing to a topic", "SUB")
+        socket.setsockopt(option, value)
+        if option == zmq.SUBSCRIBE:
+            record.subscriptions.add(value)
+        elif option == zmq.UNSUBSCRIBE:
+            record.subscriptions.discard(value)
+        else:
+            record.options[option] = value
+            if option == zmq.MAXMSGSIZE:
+                record.max_size = value if isinstance(value, int) and value >= 0 else None
+
+    def set_topic(self, name: Any, topic: str | bytes) -> None:
+        """Subscribe the named SUB socket to ``topic`` (a prefix; ``''`` means everything).
+
+        A shortcut to ``set_socket_option(name, zmq.SUBSCRIBE, topic)``; subscribing
+        twice to the same topic does nothing more.
+
+        Parameters
+        ----------
+        name : str
+            the socket name
+        topic : str or bytes
+            the topic prefix; text is encoded as UTF-8
+
+        Raises
+        ------
+        SocketNotFound
+            when no socket has that name.
+        WrongSocketType
+            when the socket is not a SUB socket.
+        TypeError
+            when ``topic`` is neither text nor bytes.
+        """
+        if isinstance(topic, str):
+            topic_bytes = topic.encode("utf-8")
+        elif isinstance(topic, (bytes, bytearray, memoryview)):
+            topic_bytes = bytes(topic)
+        else:
+            raise TypeError(f"a topic is str or bytes, got {topic!r} ({type(topic).__name__})")
+        if topic_bytes not in self.get_record(name).subscriptions:
+            self.set_socket_option(name, zmq.SUBSCRIBE, topic_bytes)
+
+    def close(self, socket_name: Any, linger: int | None = None) -> None:
+        """Close a socket if it exists, remove it from the poller and free its name.
+
+        Messages still queued are delivered for up to ``linger`` milliseconds,
+        exactly as ``zmq.Socket.close(linger)`` promises. Greenlets waiting on
+        the socket wake up with :class:`~agentzero.errors.SocketClosed`, and the
+        log handlers attached to it (see :meth:`get_logger`) are detached. An
+        address it was bound to can be bound again at once: :meth:`bind` waits
+        (up to a second) while libzmq releases it in the background.
+
+        Parameters
+        ----------
+        socket_name : str
+            the socket name; an unknown name does nothing.
+        linger : int, optional
+            milliseconds to keep trying to deliver pending messages; defaults
+            to the socket's ``zmq.LINGER`` option.
+        """
+        self._detach_log_handlers(socket_name)
+        socket = self.sockets.pop(socket_name, None)
+        record = self._records.pop(socket_name, None)
+        self.addresses.pop(socket_name, None)
+        if socket is None:
+            return
+        self._unregister(socket)
+        if record is not None:
+            self._waiting.closing(record)
+            for endpoint in record.binds:
+                self._released[endpoint] = _monotonic() + REBIND_GRACE
+        if len(self._released) > 64:
+            now = _monotonic()
+            self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
+        socket.close(linger)
+
+    def close_all(self, linger: int | None = None) -> None:
+        """Close every socket (see :meth:`close`) and stop the authenticator.
+
+        A socket whose close fails does not stop the rest; the first error is
+        raised once all were tried.
+
+        Parameters
+        ----------
+        linger : int, optional
+            milliseconds to keep trying to deliver pending messages.
+        """
+        first_error: BaseException | None = None
+        for name in list(self.sockets):
+            try:
+                self.close(name, linger)
+            except Exception as exc:
+                first_error = first_error or exc
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
+        if first_error is not None:
+            raise first_error
+
+    def _detach_log_handlers(self, socket_name: Any) -> None:
+        """Detach and close the log handlers publishing through ``socket_name``."""
+
+    def _record_of(self, socket: Any) -> SocketRecord | None:
+        for record in self._records.values():
+            if record.socket is socket:
+                return record
+        return None
+
+    def _unregister(self, socket: Any) -> None:
+        try:
+            self.poller.unregister(socket)
+        except KeyError:
+            pass
+        self.registry.pop(socket, None)
+        record = self._record_of(socket)
+        if record is not None:
+            record.polling_mechanism = 0
