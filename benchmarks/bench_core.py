@@ -1,34 +1,44 @@
-"""Microseconds per message: agentzero's safe calls beside raw pyzmq doing the same work.
+"""Microseconds per message: agentzero's safe calls beside raw pyzmq doing the same work, in one run.
 
 Run: ``python benchmarks/bench_core.py [--messages N] [--repeats R]``
 
-Each case sends one small dict and receives it over inproc, in one thread; the
-best of ``--repeats`` rounds is kept, because this machine is shared and noisy.
-Ratios compare cases measured in this same run.
+Per message (inproc, one thread): one small dict sent and received with
+agentzero (plain, green and asyncio managers), raw pyzmq sending pre-serialized
+bytes (the floors: plain, green and asyncio), pyzmq's ``send_json``/``recv_json``
+and hand-written ``orjson`` + raw send/recv. Streaming (ipc and tcp on
+loopback): batches of messages sent, then received. The best of ``--repeats``
+rounds is kept (this machine is shared and noisy) and rounds alternate between
+cases, so noise hits all alike. Ratios compare cases of this same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 import zmq
+import zmq.asyncio
 import zmq.green
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentzero.core import SocketManager  # noqa: E402
-from agentzero.serializers import MSGPACK  # noqa: E402
 
 MESSAGE = {"id": 1234, "job": "calculate-hash", "path": "/tmp/file-1234"}
+PAYLOAD = orjson.dumps(MESSAGE)
+BATCH = 200
 
 
 def interleaved(cases: dict[str, Callable[[], object]], messages: int, repeats: int) -> dict[str, float]:
-    """Best microseconds per call of each case; rounds alternate between cases so noise hits all alike."""
+    """Best microseconds per call of each case; rounds alternate between cases."""
     best = dict.fromkeys(cases, float("inf"))
     for _ in range(repeats):
         for name, step in cases.items():
@@ -39,76 +49,163 @@ def interleaved(cases: dict[str, Callable[[], object]], messages: int, repeats: 
     return best
 
 
-def measure(module, messages: int, repeats: int) -> dict[str, float]:
+def _pair(manager: SocketManager, module: Any, address: str, prefix: str = "") -> tuple[Any, Any]:
+    manager.ensure_and_bind(f"{prefix}in", module.PULL, address, zmq.POLLIN)
+    manager.ensure_and_connect(f"{prefix}out", module.PUSH, manager.addresses[f"{prefix}in"], zmq.POLLOUT)
+    manager.wait_until_ready(f"{prefix}out", zmq.POLLOUT, timeout=5)
+    return manager.sockets[f"{prefix}out"], manager.sockets[f"{prefix}in"]
+
+
+def measure_sync(module: Any, messages: int, repeats: int, workdir: str) -> dict[str, float]:
     context = module.Context()
-    json_sockets = SocketManager(module, context)
-    msgpack_sockets = SocketManager(module, context, serialization_backend=MSGPACK())
-    for index, sockets in enumerate((json_sockets, msgpack_sockets)):
-        sockets.ensure_and_bind("in", module.PULL, f"inproc://bench-{index}", zmq.POLLIN)
-        sockets.ensure_and_connect("out", module.PUSH, f"inproc://bench-{index}", zmq.POLLOUT)
-    out, inp = json_sockets.sockets["out"], json_sockets.sockets["in"]
-    payload = orjson.dumps(MESSAGE)
+    sockets = SocketManager(module, context)
+    out, inp = _pair(sockets, module, "inproc://bench-pipe")
+    sockets.ensure_and_bind("pub", module.PUB, "inproc://bench-events", zmq.POLLOUT)
+    sockets.ensure_and_connect("sub", module.SUB, "inproc://bench-events", zmq.POLLIN)
+    sockets.set_topic("sub", "bench")
+    while sockets.recv_event_safe("sub", timeout=0.01) is None:  # wait out the slow joiner
+        sockets.publish_safe("pub", "bench", MESSAGE)
+    pub, sub = sockets.sockets["pub"], sockets.sockets["sub"]
+    frames = [b"bench", PAYLOAD]
+    send, recv = sockets.send_safe, sockets.recv_safe
+    publish, receive = sockets.publish_safe, sockets.recv_event_safe
+    dumps, loads = orjson.dumps, orjson.loads
 
-    events = SocketManager(module, context)
-    events.ensure_and_bind("pub", module.PUB, "inproc://bench-events", zmq.POLLOUT)
-    events.ensure_and_connect("sub", module.SUB, "inproc://bench-events", zmq.POLLIN)
-    events.set_topic("sub", "bench")
-    while events.recv_event_safe("sub", timeout=0.01) is None:  # wait out the slow joiner
-        events.publish_safe("pub", "bench", MESSAGE)
-    pub, sub = events.sockets["pub"], events.sockets["sub"]
-    frames = [b"bench", payload]
+    cases: dict[str, Callable[[], object]] = {
+        "agentzero send_safe+recv_safe": lambda: (send("out", MESSAGE), recv("in")),
+        "pyzmq send+recv bytes (floor)": lambda: (out.send(PAYLOAD), inp.recv()),
+        "orjson + pyzmq send+recv (by hand)": lambda: (out.send(dumps(MESSAGE)), loads(inp.recv())),
+        "pyzmq send_json+recv_json": lambda: (out.send_json(MESSAGE), inp.recv_json()),
+        "agentzero publish_safe+recv_event_safe": lambda: (publish("pub", "bench", MESSAGE), receive("sub")),
+        "pyzmq send+recv_multipart bytes (floor)": lambda: (pub.send_multipart(frames), sub.recv_multipart()),
+    }
+    for transport, address in (("ipc", f"ipc://{workdir}/{module.__name__}"), ("tcp", "tcp://127.0.0.1:*")):
+        stream_out, stream_in = _pair(sockets, module, address, prefix=transport)
 
-    def through(sockets):
-        send, recv = sockets.send_safe, sockets.recv_safe
-        return lambda: (send("out", MESSAGE), recv("in"))
+        def safe_batch(transport: str = transport) -> None:
+            for _ in range(BATCH):
+                send(f"{transport}out", MESSAGE)
+            for _ in range(BATCH):
+                recv(f"{transport}in")
 
-    publish, receive = events.publish_safe, events.recv_event_safe
-    results = interleaved(
-        {
-            "agentzero send_safe/recv_safe (json)": through(json_sockets),
-            "agentzero send_safe/recv_safe (msgpack)": through(msgpack_sockets),
-            "pyzmq send_json/recv_json": lambda: (out.send_json(MESSAGE), inp.recv_json()),
-            "pyzmq send/recv bytes (floor)": lambda: (out.send(payload), inp.recv()),
-            "agentzero publish_safe/recv_event_safe": lambda: (
-                publish("pub", "bench", MESSAGE),
-                receive("sub"),
-            ),
-            "pyzmq send/recv_multipart bytes (floor)": lambda: (
-                pub.send_multipart(frames),
-                sub.recv_multipart(),
-            ),
-        },
-        messages,
-        repeats,
-    )
-    for sockets in (json_sockets, msgpack_sockets, events):
-        sockets.close_all(linger=0)
+        def raw_batch(stream_out: Any = stream_out, stream_in: Any = stream_in) -> None:
+            for _ in range(BATCH):
+                stream_out.send(PAYLOAD)
+            for _ in range(BATCH):
+                stream_in.recv()
+
+        cases[f"agentzero streaming over {transport} (per msg)"] = safe_batch
+        cases[f"pyzmq bytes streaming over {transport} (per msg)"] = raw_batch
+    results = interleaved(cases, messages, repeats)
+    for name in results:
+        if "streaming" in name:
+            results[name] /= BATCH
+    sockets.close_all(linger=0)
     context.term()
     return results
+
+
+def measure_asyncio(messages: int, repeats: int) -> dict[str, float]:
+    from agentzero.asyncio import SocketManager as AsyncSocketManager
+
+    async def run() -> dict[str, float]:
+        context = zmq.asyncio.Context()
+        sockets = AsyncSocketManager(context=context)
+        out, inp = _pair(sockets, zmq.asyncio, "inproc://bench-async")  # type: ignore[arg-type]
+        await sockets.wait_until_ready("out", zmq.POLLOUT, timeout=5)
+        send, recv = sockets.send_safe, sockets.recv_safe
+        dumps, loads = orjson.dumps, orjson.loads
+        cases = {
+            "agentzero asyncio send_safe+recv_safe": lambda: _both(send("out", MESSAGE), recv("in")),
+            "zmq.asyncio send+recv bytes (floor)": lambda: _both(out.send(PAYLOAD), inp.recv()),
+            "zmq.asyncio send_json+recv_json": lambda: _both(out.send_json(MESSAGE), inp.recv_json()),
+            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(out.send(dumps(MESSAGE)), inp.recv(), loads),
+        }
+        best = dict.fromkeys(cases, float("inf"))
+        for _ in range(repeats):
+            for name, step in cases.items():
+                started = time.perf_counter()
+                for _ in range(messages):
+                    await step()
+                best[name] = min(best[name], (time.perf_counter() - started) / messages * 1e6)
+        sockets.close_all(linger=0)
+        context.term()
+        return best
+
+    return asyncio.run(run())
+
+
+async def _both(sending: Any, receiving: Any, decode: Callable[[Any], Any] | None = None) -> Any:
+    await sending
+    received = await receiving
+    return decode(received) if decode else received
+
+
+def report(results: dict[str, float], ratios: dict[str, tuple[str, str, str]]) -> None:
+    for name, micros in results.items():
+        print(f"  {name:48s} {micros:8.2f} us/msg")
+    for label, (top, bottom, target) in ratios.items():
+        print(f"  {label:60s} {results[top] / results[bottom]:6.2f}x   (target {target})")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20000, help="messages per round")
-    parser.add_argument("--repeats", type=int, default=7, help="rounds; the best is kept")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds; the best is kept")
     args = parser.parse_args(argv)
     print(f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}; best of {args.repeats} x {args.messages}")
-    for label, module in (("zmq", zmq), ("zmq.green", zmq.green)):
-        results = measure(module, args.messages, args.repeats)
-        print(f"\n[{label}]")
-        for name, micros in results.items():
-            print(f"  {name:45s} {micros:7.2f} us/msg")
-        safe = results["agentzero send_safe/recv_safe (json)"]
-        ratios = {
-            "speed-up over pyzmq send_json/recv_json": results["pyzmq send_json/recv_json"] / safe,
-            "cost over the raw-bytes floor": safe / results["pyzmq send/recv bytes (floor)"],
-            "events, cost over the multipart floor": results["agentzero publish_safe/recv_event_safe"]
-            / results["pyzmq send/recv_multipart bytes (floor)"],
-        }
-        for name, ratio in ratios.items():
-            print(f"  {name:45s} {ratio:7.2f}x")
+    workdir = tempfile.mkdtemp(prefix="az-bench-")
+    try:
+        plain = measure_sync(zmq, args.messages, args.repeats, workdir)
+        green = measure_sync(zmq.green, args.messages, args.repeats, workdir)
+        try:
+            aio = measure_asyncio(max(args.messages // 4, 1000), args.repeats)
+        except ImportError as exc:  # an agentzero without its asyncio flavour
+            print(f"asyncio skipped: {exc}")
+            aio = {}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    safe = "agentzero send_safe+recv_safe"
+    print("\n[zmq]")
+    report(
+        plain,
+        {
+            "plain safe / raw bytes floor": (safe, "pyzmq send+recv bytes (floor)", "<= 2x"),
+            "plain safe / orjson by hand": (safe, "orjson + pyzmq send+recv (by hand)", "<= 1x"),
+            "speed-up: send_json+recv_json / plain safe": ("pyzmq send_json+recv_json", safe, ">= 1.5x"),
+        },
+    )
+    print("\n[zmq.green]")
+    report(
+        green,
+        {
+            "speed-up: raw green bytes / green safe": ("pyzmq send+recv bytes (floor)", safe, ">= 4x"),
+            "green events / green multipart floor (speed-up)": (
+                "pyzmq send+recv_multipart bytes (floor)",
+                "agentzero publish_safe+recv_event_safe",
+                "> 1x",
+            ),
+        },
+    )
+    both = {f"green {name}": value for name, value in green.items()}
+    both.update({f"plain {name}": value for name, value in plain.items()})
+    print(f"  {'green safe / plain safe':60s} {both['green ' + safe] / both['plain ' + safe]:6.2f}x   (target <= 1.3x)")
+    if aio:
+        print("\n[asyncio]")
+        report(
+            aio,
+            {
+                "speed-up: zmq.asyncio bytes / asyncio safe": (
+                    "zmq.asyncio send+recv bytes (floor)",
+                    "agentzero asyncio send_safe+recv_safe",
+                    ">= 4x",
+                ),
+            },
+        )
+    print(f"\nRESULT core_green_speedup {green['pyzmq send+recv bytes (floor)'] / green[safe]:.2f} x")
     return 0
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     sys.exit(main())
