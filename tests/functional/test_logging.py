@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from agentzero.core import SocketManager, ZMQPubHandler
-from agentzero.errors import SerializationError, SocketNotFound
+from agentzero.errors import SerializationError
 from agentzero.serializers import JSON
 from tests.conftest import publish_until_received
 
@@ -73,11 +73,14 @@ def test_handler_sends_unusual_arguments_as_text(logs, logger_name):
     assert event.data["level"] == logging.WARNING
 
 
-def test_log_handler_needs_an_existing_socket(manager):
-    with pytest.raises(SocketNotFound):
-        manager.get_log_handler("nope")
-    with pytest.raises(SocketNotFound):
-        manager.get_logger("nope")
+def test_log_handler_works_before_its_socket_exists(manager, zmq_module, logger_name):
+    # 0.4.6 (and the seed's example) ask for the handler of a socket created later:
+    # records logged before the socket exists are dropped and counted, not raised.
+    handler = manager.get_log_handler("later")
+    logger = manager.get_logger("later", logger_name=logger_name)
+    assert handler in logger.handlers
+    logger.info("too early")
+    assert handler.dropped == 1
 
 
 class ExplodingJSON(JSON):
@@ -121,6 +124,10 @@ def test_records_after_close_are_dropped_quietly(logs, logger_name, capsys):
     logger = logs.get_logger("logs", logger_name=logger_name)
     handler = logger.handlers[0]
     logs.close("logs", linger=0)
+    # closing the socket detaches the handler (issue 10: no dead handlers left behind) ...
+    assert handler not in logger.handlers
     logger.info("nobody hears this")
+    # ... and a record that still reaches it (a caller holding it) is dropped and counted
+    handler.handle(logger.makeRecord(logger_name, logging.INFO, __file__, 1, "late", (), None))
     assert handler.dropped == 1
     assert "Logging error" not in capsys.readouterr().err
