@@ -134,7 +134,7 @@ def test_fifty_subscribers_each_get_every_event_in_order(green):
     while pending:
         green.publish_safe("pub", "t", "warmup")
         for name in list(pending):
-            while (event := green.recv_event_safe(name, timeout=0.01)) is not None:
+            while green.recv_event_safe(name, timeout=0.01) is not None:
                 pending.discard(name)
     for name in names:
         while green.recv_event_safe(name, timeout=0.005) is not None:
