@@ -191,9 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     both = {f"green {name}": value for name, value in green.items()}
     both.update({f"plain {name}": value for name, value in plain.items()})
-    print(
-        f"  {'green safe / plain safe':60s} {both['green ' + safe] / both['plain ' + safe]:6.2f}x   (target <= 1.3x)"
-    )
+    ratio = both["green " + safe] / both["plain " + safe]
+    print(f"  {'green safe / plain safe':60s} {ratio:6.2f}x   (target <= 1.3x)")
     if aio:
         print("\n[asyncio]")
         report(

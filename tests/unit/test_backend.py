@@ -19,7 +19,8 @@ def test_pyzmq_is_a_tested_release():
     major = int(zmq.__version__.split(".")[0])
     assert major in TESTED_PYZMQ_MAJORS, (
         f"agentzero._backend was tested with pyzmq "
-        f"{TESTED_PYZMQ_MAJORS.start}-{TESTED_PYZMQ_MAJORS.stop - 1}, found {zmq.__version__}: check the backend socket's send/recv/get still behave as below"
+        f"{TESTED_PYZMQ_MAJORS.start}-{TESTED_PYZMQ_MAJORS.stop - 1}, found {zmq.__version__}: "
+        "check the backend socket's send/recv/get still behave as below"
     )
 
 
