@@ -72,7 +72,7 @@ def test_a_bad_token_is_refused_and_that_peer_gets_no_jobs(registry, workers):
     assert good.wait_registered(5)
     gevent.sleep(0.5)
     assert not bad.is_connected and "Failed to connect" in str(bad.error)
-    assert len(hub.refused) == 1 and len(hub.workers) == 1
+    assert hub.refusals == 1 and len(hub.workers) == 1
     with SocketManager(zmq, green_context) as intruder:  # refused, then pretending to be a worker
         intruder.ensure_and_connect("dealer", zmq.DEALER, hub.address, zmq.POLLIN)
         intruder.send_safe("dealer", {"type": "register", "token": "nope", "agent_name": "x"})
@@ -113,9 +113,12 @@ def test_a_new_worker_gets_an_id_and_a_reconnecting_one_keeps_it(registry, worke
             gevent.sleep(0.1)
     assert back.wait(lambda: assigned in back.workers, 15)
     assert first.wait_registered(5) and first.worker_id == assigned
-    # a second process of the same agent presents the stored id too
+    # a second process of the same agent presents the stored id too, while the first is live:
+    # the id is not handed over (anti-hijack), the newcomer gets one of its own
     again, _ = workers(back.address, agent=agent)
-    assert again.wait_registered(5) and again.worker_id == assigned
+    assert again.wait_registered(5) and again.worker_id not in (assigned, None)
+    assert back.workers[assigned].identity != back.workers[again.worker_id].identity
+    assert first.worker_id == assigned and back.workers[assigned].online
 
 
 @pytest.mark.parametrize("threshold, most", [(0.5, 2), (1.0, 4)])
