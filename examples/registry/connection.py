@@ -288,13 +288,15 @@ class BackendConnection:
         last_heard = next_ping = time.monotonic()
         while not self._closed:
             now = time.monotonic()
+            if now - last_heard > self.pong_timeout:
+                # checked before pinging: a ping on a link about to be abandoned (after a
+                # freeze, say) would make the registry take back the connection being left
+                return
             if now >= next_ping:
                 self.sockets.send_safe(
                     "backend", WorkerPing(timestamp=int(time.time() * 1000)).dict(), timeout=1
                 )
                 next_ping = now + self.ping_interval
-            if now - last_heard > self.pong_timeout:
-                return
             try:
                 data = self.sockets.recv_safe("backend", timeout=min(0.2, self.ping_interval))
             except DeserializationError as error:

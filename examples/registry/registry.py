@@ -286,6 +286,9 @@ class Registry:
             )
             self.workers[worker_id] = worker
         else:  # a reconnecting worker keeps its id
+            if not worker.online:
+                self.revived += 1
+                log.warning("worker %s is back, on a new connection", worker_id)
             self._by_identity.pop(worker.identity, None)
             worker.identity = identity
             worker.status, worker.draining = WorkerStatus.IDLE.value, False

@@ -239,3 +239,46 @@ def test_wait_for_assignment_and_a_clean_disconnect(registry, workers):
     worker_id = connection.worker_id
     connection.disconnect()
     assert hub.wait(lambda: hub.workers[worker_id].status == "offline", 5)
+
+
+def test_a_worker_frozen_past_the_heartbeat_timeout_is_taken_back_and_gets_jobs(registry):
+    hub = registry(heartbeat_timeout=1.0)
+    agent = f"frozen-{uuid.uuid4().hex[:6]}"
+    # it pings every 0.2 s and would reconnect only after 3 s unheard: the freeze is shorter
+    process = start_worker(hub.address, agent, 4, TOKEN, "--ping-interval", "0.2", "--pong-timeout", "3")
+    try:
+        assert hub.wait(lambda: len(hub.workers) == 1, 30)
+        (worker,) = hub.workers.values()
+        assert hub.wait(lambda: worker.status == "idle", 5)
+        identity = worker.identity
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            assert hub.wait(lambda: worker.status == "offline", 5)
+            gevent.sleep(0.6)  # frozen for the heartbeat timeout and then some
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        # it pings again on the same connection: taken back, idle, and asked for jobs again
+        assert hub.wait(lambda: worker.status == "idle", 10)
+        assert list(hub.workers) == [worker.worker_id] and worker.identity == identity
+        assert hub.revived == 1
+        jobs = [hub.submit(metadata={"seconds": 0.01}) for _ in range(6)]
+        assert hub.wait(lambda: all(hub.jobs[job].status == "completed" for job in jobs), 20)
+        assert {hub.jobs[job].history[-1] for job in jobs} == {worker.worker_id}
+    finally:
+        stop_workers([process])
+
+
+def test_a_lost_worker_reconnecting_with_its_id_is_taken_back(registry):
+    hub = registry(heartbeat_timeout=0.5)
+    with SocketManager(zmq, green_context) as peers:
+        peers.ensure_and_connect("old", zmq.DEALER, hub.address, zmq.POLLIN)
+        peers.send_safe("old", {"type": "register", "token": TOKEN, "worker_id": "", "max_processes": 2})
+        worker_id = peers.recv_safe("old", timeout=5)["worker_id"]
+        assert hub.wait(lambda: hub.workers[worker_id].status == "offline", 5)
+        peers.ensure_and_connect("new", zmq.DEALER, hub.address, zmq.POLLIN)
+        peers.send_safe("new", {"type": "register", "token": TOKEN, "worker_id": worker_id, "max_processes": 2})
+        assert peers.recv_safe("new", timeout=5)["worker_id"] == worker_id
+        assert hub.workers[worker_id].status == "idle" and hub.revived == 1
+        hub.submit(metadata={"seconds": 0})
+        assert peers.recv_safe("new", timeout=5)["type"] == "availability_request"
+        peers.close_all(linger=0)
