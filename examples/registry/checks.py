@@ -111,7 +111,7 @@ def check_text_list(name: str, value: Any) -> list:
 
 
 def check_json_object(name: str, value: Any) -> dict:
-    """Return ``value`` if it is a JSON object with text keys, finite numbers, nested at most :data:`MAX_DEPTH`.
+    """Return ``value`` if it is a JSON object: text keys, finite numbers, at most :data:`MAX_DEPTH` deep.
 
     Raises
     ------
@@ -154,7 +154,7 @@ _CHECKERS: Dict[str, Checker] = {
 
 
 def checker_for(annotation: str) -> Checker:
-    """Return the check of a dataclass field declared as ``annotation`` (``Optional[X]`` also accepts ``None``).
+    """Return the check of a dataclass field declared as ``annotation`` (``Optional[X]`` accepts ``None``).
 
     Parameters
     ----------

@@ -106,7 +106,10 @@ class BackendConnection:
         self._on_pong: Optional[Callable[[WorkerPong], None]] = None
         self._connection_task: Optional[gevent.Greenlet] = None
         self.sockets = SocketManager(
-            zmq, context or green_context, serialization_backend=StrictJSON(), max_message_size=TRANSPORT_LIMIT
+            zmq,
+            context or green_context,
+            serialization_backend=StrictJSON(),
+            max_message_size=TRANSPORT_LIMIT,
         )
 
     # -- worker id -------------------------------------------------------------------------

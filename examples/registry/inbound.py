@@ -54,14 +54,18 @@ def _register(message: WorkerMessage) -> None:
         raise ProtocolError("register.token is missing")
     _id("register.worker_id", message.worker_id, required=False)
     if message.max_processes is not None and not 1 <= message.max_processes <= MAX_PROCESSES:
-        raise ProtocolError(f"register.max_processes must be in 1..{MAX_PROCESSES}, got {message.max_processes}")
+        raise ProtocolError(
+            f"register.max_processes must be in 1..{MAX_PROCESSES}, got {message.max_processes}"
+        )
     if message.load_threshold is not None and not 0 < message.load_threshold <= 1:
         raise ProtocolError(f"register.load_threshold must be in (0, 1], got {message.load_threshold}")
 
 
 def _status_update(message: WorkerMessage) -> None:
     if message.status not in WIRE_STATUSES:
-        raise ProtocolError(f"status_update.status must be one of {sorted(WIRE_STATUSES)}, got {message.status!r}")
+        raise ProtocolError(
+            f"status_update.status must be one of {sorted(WIRE_STATUSES)}, got {message.status!r}"
+        )
     if message.load is not None and message.load < 0:
         raise ProtocolError(f"status_update.load must not be negative, got {message.load}")
     if message.job_count is not None and message.job_count < 0:
@@ -75,7 +79,9 @@ def _availability_response(message: AvailabilityResponse) -> None:
 def _job_update(message: JobUpdate) -> None:
     _id("job_update.job_id", message.job_id)
     if message.status not in JOB_STATUSES:
-        raise ProtocolError(f"job_update.status must be one of {sorted(JOB_STATUSES)}, got {message.status!r}")
+        raise ProtocolError(
+            f"job_update.status must be one of {sorted(JOB_STATUSES)}, got {message.status!r}"
+        )
 
 
 def _nothing(message: Any) -> None:

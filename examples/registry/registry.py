@@ -36,7 +36,10 @@ from examples.registry.protocol import (
 )
 
 log = logging.getLogger("registry")
-FINAL = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+# the statuses as plain strings: enum member access is measurably slow on the hot path
+IDLE, BUSY, OFFLINE, ERROR = (status.value for status in WorkerStatus)
+PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (status.value for status in JobStatus)
+FINAL = (COMPLETED, FAILED, CANCELLED)
 ASSIGNING = "assigning"  # an availability request is out for the job
 
 
@@ -47,7 +50,7 @@ class WorkerState:
     agent_name: str
     load_threshold: float
     max_processes: int
-    status: str = WorkerStatus.IDLE.value
+    status: str = IDLE
     draining: bool = False
     load: float = 0.0
     job_count: int = 0
@@ -60,13 +63,13 @@ class WorkerState:
 
     @property
     def online(self) -> bool:
-        return self.status != WorkerStatus.OFFLINE.value
+        return self.status != OFFLINE
 
     def can_take(self) -> bool:
         """Under its process limit and its load threshold, counting requests in flight."""
         committed = len(self.running) + len(self.asking)
         return (
-            (self.status == WorkerStatus.IDLE.value or self.status == WorkerStatus.BUSY.value)
+            self.status in (IDLE, BUSY)
             and not self.draining
             and committed < self.max_processes
             and committed / self.max_processes < self.load_threshold
@@ -79,7 +82,7 @@ class JobState:
     job_id: str
     job_type: str
     metadata: dict[str, Any]
-    status: str = JobStatus.PENDING.value
+    status: str = PENDING
     worker_id: Optional[str] = None
     tried: set[str] = field(default_factory=set)
     asked_at: float = 0.0
@@ -142,7 +145,10 @@ class Registry:
         context: Any = None,
         max_message_size: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        for name, value in (("heartbeat_timeout", heartbeat_timeout), ("availability_timeout", availability_timeout)):
+        for name, value in (
+            ("heartbeat_timeout", heartbeat_timeout),
+            ("availability_timeout", availability_timeout),
+        ):
             if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
                 raise ValueError(f"{name} must be a finite positive number of seconds, got {value!r}")
         self.tokens = set(tokens)
@@ -180,7 +186,7 @@ class Registry:
     def terminate(self, job_id: str, reason: str = "terminated on request") -> bool:
         """Ask the worker running ``job_id`` to stop it; False when it is not running."""
         job = self.jobs.get(job_id)
-        if job is None or job.status != JobStatus.RUNNING.value:
+        if job is None or job.status != RUNNING:
             return False
         self._send(self.workers[job.worker_id], JobTermination(job_id=job_id, reason=reason).dict())
         return True
@@ -291,7 +297,7 @@ class Registry:
                 log.warning("worker %s is back, on a new connection", worker_id)
             self._by_identity.pop(worker.identity, None)
             worker.identity = identity
-            worker.status, worker.draining = WorkerStatus.IDLE.value, False
+            worker.status, worker.draining = IDLE, False
         worker.last_seen = time.monotonic()
         self._by_identity[identity] = worker_id
         reply = ServerMessage(type="register", success=True, worker_id=worker_id).dict()
@@ -303,12 +309,14 @@ class Registry:
         kind = message.type
         if kind == "status_update" and message.worker_id not in (None, "", worker.worker_id):
             self.skipped += 1
-            log.warning("skipped a status_update from %s naming worker %r", worker.worker_id, message.worker_id)
+            log.warning(
+                "skipped a status_update from %s naming worker %r", worker.worker_id, message.worker_id
+            )
             return
         worker.last_seen = time.monotonic()
         if not worker.online and not (kind == "status_update" and message.status == "offline"):
             # it was lost (silent past the heartbeat timeout) and speaks again: take it back
-            worker.status = WorkerStatus.IDLE.value
+            worker.status = IDLE
             self.revived += 1
             log.warning("worker %s is back", worker.worker_id)
         if kind == "ping":
@@ -326,26 +334,30 @@ class Registry:
         if message.job_count is not None:
             worker.job_count = message.job_count
         status = message.status
-        if status == WorkerStatus.OFFLINE.value:
+        if status == OFFLINE:
             if worker.online:
                 self._lose(worker, "went offline")
             return
         worker.draining = status == DRAINING
-        if status == WorkerStatus.ERROR.value:
+        if status == ERROR:
             worker.status = status
         else:
-            busy = worker.job_count > 0 or status == WorkerStatus.BUSY.value
-            worker.status = WorkerStatus.BUSY.value if busy else WorkerStatus.IDLE.value
+            busy = worker.job_count > 0 or status == BUSY
+            worker.status = BUSY if busy else IDLE
 
     def _job_of(self, worker: WorkerState, message: Any) -> Optional[JobState]:
         job = self.jobs.get(message.job_id)
         if job is None:
             self.skipped += 1
-            log.warning("skipped a %s from %s for unknown job %r", message.type, worker.worker_id, message.job_id)
+            log.warning(
+                "skipped a %s from %s for unknown job %r", message.type, worker.worker_id, message.job_id
+            )
             return None
         if job.worker_id != worker.worker_id:
             self.stale += 1  # a late answer about a job that moved on, or another worker's job
-            log.debug("ignored a %s from %s about job %s, not its job", message.type, worker.worker_id, job.job_id)
+            log.debug(
+                "ignored a %s from %s about job %s, not its job", message.type, worker.worker_id, job.job_id
+            )
             return None
         return job
 
@@ -372,9 +384,9 @@ class Registry:
         if status in FINAL and job.job_id in worker.running:
             job.status, job.error = status, message.error
             worker.running.discard(job.job_id)
-            if status == JobStatus.COMPLETED.value:
+            if status == COMPLETED:
                 worker.completed += 1
-            elif status == JobStatus.FAILED.value:
+            elif status == FAILED:
                 worker.failed += 1
         elif status == "error":
             job.error = message.error
@@ -399,7 +411,7 @@ class Registry:
             self._send(worker, request.dict())
 
     def _assign(self, worker: WorkerState, job: JobState) -> None:
-        job.status = JobStatus.RUNNING.value
+        job.status = RUNNING
         job.history.append(worker.worker_id)
         worker.running.add(job.job_id)
         worker.peak = max(worker.peak, len(worker.running))
@@ -418,7 +430,7 @@ class Registry:
         if lost:
             job.requeued += 1
             job.tried.clear()
-        job.status, job.worker_id = JobStatus.PENDING.value, None
+        job.status, job.worker_id = PENDING, None
         self._pending.appendleft(job.job_id) if lost else self._pending.append(job.job_id)
 
     def _check_requests(self) -> None:
@@ -437,7 +449,7 @@ class Registry:
                 self._lose(worker, f"silent for {now - worker.last_seen:.1f}s")
 
     def _lose(self, worker: WorkerState, why: str) -> None:
-        worker.status = WorkerStatus.OFFLINE.value
+        worker.status = OFFLINE
         log.warning("worker %s offline: %s", worker.worker_id, why)
         for job_id in list(worker.running) + list(worker.asking):
             self._requeue(self.jobs[job_id], lost=True)

@@ -26,12 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-retry", type=int, default=16)
     parser.add_argument("--ping-interval", type=float, default=0.5, help="seconds between pings")
     parser.add_argument("--pong-timeout", type=float, default=3.0, help="reconnect after this long unheard")
-    parser.add_argument("--status-interval", type=float, default=STATUS_INTERVAL, help="periodic status_update")
+    parser.add_argument(
+        "--status-interval", type=float, default=STATUS_INTERVAL, help="periodic status_update"
+    )
     args = parser.parse_args(argv)
     for name in ("ping_interval", "pong_timeout", "status_interval"):
         value = getattr(args, name)
         if not 0 < value < float("inf"):
-            parser.error(f"--{name.replace('_', '-')} must be a finite positive number of seconds, got {value}")
+            parser.error(
+                f"--{name.replace('_', '-')} must be a finite positive number of seconds, got {value}"
+            )
     connection = BackendConnection(
         args.token,
         agent_id=args.agent_name,

@@ -17,7 +17,6 @@ from examples.registry.protocol import (
     JobTermination,
     JobUpdate,
     WorkerMessage,
-    WorkerStatus,
 )
 
 log = logging.getLogger("registry.worker")
@@ -71,7 +70,9 @@ class WorkerRuntime:
         status_interval: float = STATUS_INTERVAL,
     ) -> None:
         if not (isinstance(status_interval, (int, float)) and 0 < status_interval < float("inf")):
-            raise ValueError(f"status_interval must be a finite positive number of seconds, got {status_interval!r}")
+            raise ValueError(
+                f"status_interval must be a finite positive number of seconds, got {status_interval!r}"
+            )
         self.connection = connection
         self.job = job
         self.accept = accept
@@ -109,7 +110,9 @@ class WorkerRuntime:
     def _on_availability(self, request: AvailabilityRequest) -> None:
         refusal = self._refusal(request)
         if refusal is None:
-            response = AvailabilityResponse(job_id=request.job_id, available=True, token=self.connection.auth_token)
+            response = AvailabilityResponse(
+                job_id=request.job_id, available=True, token=self.connection.auth_token
+            )
         else:
             response = AvailabilityResponse(job_id=request.job_id, available=False, error=refusal)
         self.connection.send_message(response)

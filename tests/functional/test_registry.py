@@ -276,7 +276,9 @@ def test_a_lost_worker_reconnecting_with_its_id_is_taken_back(registry):
         worker_id = peers.recv_safe("old", timeout=5)["worker_id"]
         assert hub.wait(lambda: hub.workers[worker_id].status == "offline", 5)
         peers.ensure_and_connect("new", zmq.DEALER, hub.address, zmq.POLLIN)
-        peers.send_safe("new", {"type": "register", "token": TOKEN, "worker_id": worker_id, "max_processes": 2})
+        peers.send_safe(
+            "new", {"type": "register", "token": TOKEN, "worker_id": worker_id, "max_processes": 2}
+        )
         assert peers.recv_safe("new", timeout=5)["worker_id"] == worker_id
         assert hub.workers[worker_id].status == "idle" and hub.revived == 1
         hub.submit(metadata={"seconds": 0})

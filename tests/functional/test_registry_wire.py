@@ -31,21 +31,64 @@ SEED_FIELDS = {
     "AvailabilityRequest": ["type", "job_id", "job_type", "room_id", "room_name", "agent_name", "namespace"],
     "AvailabilityResponse": ["type", "job_id", "available", "error", "token"],
     "JobAssignment": [
-        "type", "job_id", "job_type", "room_id", "room_name", "agent_name", "namespace", "token", "url",
-        "room_options", "metadata",
+        "type",
+        "job_id",
+        "job_type",
+        "room_id",
+        "room_name",
+        "agent_name",
+        "namespace",
+        "token",
+        "url",
+        "room_options",
+        "metadata",
     ],  # fmt: skip
     "JobTermination": ["type", "job_id", "reason"],
     "JobUpdate": [
-        "type", "job_id", "status", "error", "participant_identity", "participant_name", "participant_metadata",
+        "type",
+        "job_id",
+        "status",
+        "error",
+        "participant_identity",
+        "participant_name",
+        "participant_metadata",
     ],  # fmt: skip
     "ServerMessage": [
-        "type", "worker_id", "success", "message", "job_id", "job_type", "room_id", "room_name", "agent_name",
-        "namespace", "token", "url",
+        "type",
+        "worker_id",
+        "success",
+        "message",
+        "job_id",
+        "job_type",
+        "room_id",
+        "room_name",
+        "agent_name",
+        "namespace",
+        "token",
+        "url",
     ],  # fmt: skip
     "WorkerMessage": [
-        "type", "worker_id", "agent_name", "namespace", "version", "capabilities", "status", "load", "job_count",
-        "job_id", "available", "participant_identity", "participant_name", "participant_metadata", "error",
-        "registry_uuid", "max_capacity", "current_load", "token", "load_threshold", "max_processes",
+        "type",
+        "worker_id",
+        "agent_name",
+        "namespace",
+        "version",
+        "capabilities",
+        "status",
+        "load",
+        "job_count",
+        "job_id",
+        "available",
+        "participant_identity",
+        "participant_name",
+        "participant_metadata",
+        "error",
+        "registry_uuid",
+        "max_capacity",
+        "current_load",
+        "token",
+        "load_threshold",
+        "max_processes",
     ],  # fmt: skip
     "WorkerPing": ["type", "timestamp"],
     "WorkerPong": ["type", "timestamp"],
@@ -72,7 +115,9 @@ def assert_seed_shape(message: dict, classes: dict) -> None:
     """Every field is one the seed declares for the message's class, in the declared order, none null."""
     fields = SEED_FIELDS[classes[message["type"]]] + (["payload"] if classes is SERVER_CLASS_OF else [])
     names = list(message)
-    assert set(names) <= set(fields), f"{message['type']} has fields the seed lacks: {set(names) - set(fields)}"
+    assert set(names) <= set(fields), (
+        f"{message['type']} has fields the seed lacks: {set(names) - set(fields)}"
+    )
     assert names == sorted(names, key=fields.index), f"{message['type']} fields out of the seed's order"
     assert None not in message.values()
 
@@ -180,7 +225,9 @@ def test_every_worker_message_has_the_seed_shape_and_upstream_values(fake, conne
     assert [fake.expect("status_update") for _ in range(3)] == [idle] * 3
     assert time.monotonic() - started < 2
 
-    fake.send({"type": "availability_request", "job_id": "j1", "job_type": "room", "agent_name": agent, "x": 1})
+    fake.send(
+        {"type": "availability_request", "job_id": "j1", "job_type": "room", "agent_name": agent, "x": 1}
+    )
     assert fake.expect("availability_response") == {
         "type": "availability_response",
         "job_id": "j1",
@@ -347,7 +394,9 @@ def test_every_registry_message_has_the_seed_shape(hub, dealer):
         "agent_name": "a",
         "namespace": "",
     }
-    assignment = ask(dealer, {"type": "availability_response", "job_id": job_id, "available": True, "token": TOKEN})
+    assignment = ask(
+        dealer, {"type": "availability_response", "job_id": job_id, "available": True, "token": TOKEN}
+    )
     assert assignment == {
         "type": "job_assignment",
         "job_id": job_id,
@@ -371,7 +420,9 @@ def test_every_registry_message_has_the_seed_shape(hub, dealer):
 
 
 def test_upstream_statuses_drive_the_registry(hub, dealer):
-    reply = ask(dealer, {"type": "register", "worker_id": "", "agent_name": "a", "token": TOKEN, "max_processes": 4})
+    reply = ask(
+        dealer, {"type": "register", "worker_id": "", "agent_name": "a", "token": TOKEN, "max_processes": 4}
+    )
     worker = hub.workers[reply["worker_id"]]
 
     def status(**fields) -> None:

@@ -6,7 +6,6 @@ from agentzero.errors import DeserializationError, SerializationError
 from examples.registry.checks import MAX_DEPTH, check_json_object, checker_for
 from examples.registry.frames import MAX_MESSAGE_BYTES, StrictJSON, decode, encode
 from examples.registry.inbound import worker_message
-
 from examples.registry.protocol import (
     AvailabilityRequest,
     AvailabilityResponse,
