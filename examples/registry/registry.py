@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gevent
 import gevent.event
@@ -19,7 +19,7 @@ import gevent.event
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
-from examples.registry.checks import ProtocolError
+from examples.registry.checks import ProtocolError, check_json_object, check_text
 from examples.registry.frames import MAX_MESSAGE_BYTES, TRANSPORT_LIMIT, decode, encode, read_message, send_to
 from examples.registry.inbound import DRAINING, worker_message
 from examples.registry.protocol import (
@@ -178,20 +178,65 @@ class Registry:
     def submit(
         self, job_type: str = "room", metadata: Optional[dict] = None, job_id: Optional[str] = None
     ) -> str:
-        job = JobState(job_id or uuid.uuid4().hex, job_type, dict(metadata or {}))
+        """Queue a job; it goes to the first worker that can take it and says it is available.
+
+        Parameters
+        ----------
+        job_type : str
+            sent in the ``availability_request`` and the ``job_assignment``
+        metadata : dict, optional
+            sent in the ``job_assignment``: a JSON object, at most ``MAX_DEPTH`` (32) levels deep
+        job_id : str, optional
+            defaults to a fresh random id
+
+        Returns
+        -------
+        str
+            the job's id
+
+        Raises
+        ------
+        ValueError
+            when a value cannot travel as strict JSON, or ``job_id`` is already taken.
+        """
+        job_id = uuid.uuid4().hex if job_id is None else check_text("job_id", job_id)
+        if job_id in self.jobs:
+            raise ValueError(f"job {job_id!r} was already submitted")
+        metadata = check_json_object("metadata", dict(metadata or {}))
+        job = JobState(job_id, check_text("job_type", job_type), metadata)
         self.jobs[job.job_id] = job
         self._pending.append(job.job_id)
         return job.job_id
 
     def terminate(self, job_id: str, reason: str = "terminated on request") -> bool:
-        """Ask the worker running ``job_id`` to stop it; False when it is not running."""
+        """Send ``job_termination`` to the worker running ``job_id``.
+
+        Returns
+        -------
+        bool
+            False when the job is not running (unknown, pending or finished).
+        """
         job = self.jobs.get(job_id)
         if job is None or job.status != RUNNING:
             return False
         self._send(self.workers[job.worker_id], JobTermination(job_id=job_id, reason=reason).dict())
         return True
 
-    def wait(self, done: Any, timeout: float) -> bool:
+    def wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Let the registry work until ``done()`` is true or ``timeout`` seconds passed.
+
+        Returns
+        -------
+        bool
+            whether ``done()`` became true in time.
+
+        Raises
+        ------
+        ValueError
+            when ``timeout`` is negative, infinite or NaN.
+        """
+        if not (isinstance(timeout, (int, float)) and 0 <= timeout < float("inf")):
+            raise ValueError(f"timeout must be a finite non-negative number of seconds, got {timeout!r}")
         deadline = time.monotonic() + timeout
         while not done():
             remaining = deadline - time.monotonic()
@@ -202,6 +247,7 @@ class Registry:
         return True
 
     def all_final(self) -> bool:
+        """True when every submitted job is completed, failed or cancelled."""
         return all(job.status in FINAL for job in self.jobs.values())
 
     @property
@@ -210,6 +256,7 @@ class Registry:
         return not self._loop.dead
 
     def close(self) -> None:
+        """Stop the loop and close the ROUTER (linger 0)."""
         self._running = False
         self._loop.join(timeout=1)
         self._loop.kill()

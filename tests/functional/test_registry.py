@@ -284,3 +284,23 @@ def test_a_lost_worker_reconnecting_with_its_id_is_taken_back(registry):
         hub.submit(metadata={"seconds": 0})
         assert peers.recv_safe("new", timeout=5)["type"] == "availability_request"
         peers.close_all(linger=0)
+
+
+def test_submit_refuses_what_cannot_travel_and_the_loop_goes_on(registry, workers):
+    hub = registry()
+    with pytest.raises(ValueError, match="lone surrogate"):
+        hub.submit(metadata={"name": "\ud800"})
+    with pytest.raises(ValueError, match="finite"):
+        hub.submit(metadata={"seconds": float("nan")})
+    with pytest.raises(ValueError, match="must be a string"):
+        hub.submit(job_type=3)
+    job_id = hub.submit(metadata={"seconds": 0})
+    with pytest.raises(ValueError, match="already submitted"):
+        hub.submit(job_id=job_id)
+    with pytest.raises(ValueError, match="timeout"):
+        hub.wait(lambda: True, float("inf"))
+    with pytest.raises(ValueError, match="heartbeat_timeout"):
+        Registry({TOKEN}, heartbeat_timeout=float("nan"))
+    connection, _ = workers(hub.address)
+    assert connection.wait_registered(5)
+    assert hub.wait(lambda: hub.jobs[job_id].status == "completed", 10) and hub.alive

@@ -9,7 +9,9 @@ not imported from the example, so the example cannot drift along with them.
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import os
 import time
 import uuid
@@ -21,7 +23,7 @@ from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.registry.connection import BackendConnection
 from examples.registry.registry import Registry
-from examples.registry.worker import WorkerRuntime
+from examples.registry.worker import STATUS_INTERVAL, WorkerRuntime
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "wire-token"
@@ -267,6 +269,13 @@ def test_every_worker_message_has_the_seed_shape_and_upstream_values(fake, conne
     assert {message["type"] for message in fake.seen} == set(CLASS_OF)
 
 
+def test_status_updates_are_periodic_every_30_seconds_by_default():
+    assert STATUS_INTERVAL == 30.0
+    assert inspect.signature(WorkerRuntime).parameters["status_interval"].default == STATUS_INTERVAL
+    with pytest.raises(ValueError, match="status_interval"):
+        WorkerRuntime(BackendConnection(TOKEN), status_interval=0)
+
+
 def test_a_policy_refusal_says_why(fake, connect):
     connection, _ = connect(fake.address, f"wire-{uuid.uuid4().hex[:6]}", accept=lambda request: False)
     fake.expect("register")
@@ -359,7 +368,8 @@ def ask(socket, message: dict | None = None, timeout: float = 5.0) -> dict:
     return answer
 
 
-def test_every_registry_message_has_the_seed_shape(hub, dealer):
+def test_every_registry_message_has_the_seed_shape(hub, dealer, caplog):
+    caplog.set_level(logging.DEBUG, logger="registry")
     refused = green_context.socket(zmq.DEALER)
     refused.linger = 0
     refused.connect(hub.address)
@@ -382,6 +392,8 @@ def test_every_registry_message_has_the_seed_shape(hub, dealer):
         "payload": {"registry": "agentzero", "heartbeat_timeout": 5},
     }
     assert hub.unknown_fields == 2
+    noted = [r.getMessage() for r in caplog.records if r.name == "registry" and r.levelno == logging.DEBUG]
+    assert noted == ["ignored 2 unknown field(s) of a register: ['gpu', 'zone']"]
     assert ask(dealer, {"type": "ping", "timestamp": 5, "seq": 1}) == {"type": "pong", "timestamp": 5}
     assert ask(dealer, {"type": "ping"}) == {"type": "pong"}
     job_id = hub.submit(job_type="room", metadata={"seconds": 1})
