@@ -146,6 +146,8 @@ class WorkerRuntime:
             self._report_load()
 
     def _update(self, update: JobUpdate) -> None:
+        if update.error is not None:  # a job's own error text may hold what strict JSON refuses
+            update.error = update.error.encode("utf-8", "backslashreplace").decode("utf-8")
         try:
             self.connection.send_message(update)
         except RuntimeError:

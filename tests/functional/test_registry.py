@@ -304,3 +304,15 @@ def test_submit_refuses_what_cannot_travel_and_the_loop_goes_on(registry, worker
     connection, _ = workers(hub.address)
     assert connection.wait_registered(5)
     assert hub.wait(lambda: hub.jobs[job_id].status == "completed", 10) and hub.alive
+
+
+def test_a_job_failing_with_unsendable_text_is_still_reported_failed(registry, workers):
+    def fail(assignment):
+        raise RuntimeError("bad \udc80 name")
+
+    hub = registry()
+    connection, runtime = workers(hub.address, runtime={"job": fail})
+    assert connection.wait_registered(5)
+    job_id = hub.submit()
+    assert hub.wait(lambda: hub.jobs[job_id].status == "failed", 10)
+    assert hub.jobs[job_id].error == "RuntimeError: bad \\udc80 name"
