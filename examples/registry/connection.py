@@ -21,6 +21,7 @@ from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.registry.checks import check_json_object
 from examples.registry.frames import TRANSPORT_LIMIT, StrictJSON
+from examples.registry.inbound import MAX_ID
 from examples.registry.protocol import (
     AvailabilityRequest,
     JobAssignment,
@@ -262,11 +263,13 @@ class BackendConnection:
             except DeserializationError as error:
                 self._skip("an unreadable message", error)
                 continue
-            if data.get("type") != "register":
+            if data is None or data.get("type") != "register":
                 continue
             try:
                 reply, unknown = parse(ServerMessage, data)
                 payload = check_json_object("register.payload", data.get("payload", {}))
+                if reply.worker_id and (len(reply.worker_id) > MAX_ID or "\x00" in reply.worker_id):
+                    raise ProtocolError(f"register.worker_id is not an id of at most {MAX_ID} characters")
             except ProtocolError as error:
                 self._skip("a malformed register reply", error)
                 continue

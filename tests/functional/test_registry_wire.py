@@ -315,6 +315,13 @@ def test_accepted_without_an_id_the_worker_never_presents_a_placeholder(fake, co
 def test_the_worker_skips_hostile_registry_messages_and_keeps_working(fake, connect):
     connection, _ = connect(fake.address, f"wire-{uuid.uuid4().hex[:6]}")
     fake.expect("register")
+    for reply in (
+        b'{"type": "register", "success": "yes", "worker_id": "w"}',
+        b'{"type": "register", "success": true, "worker_id": ["w"]}',
+        b'{"type": "register", "success": true, "worker_id": "w\\u0000"}',
+        b'{"type": "register", "success": true, "worker_id": "w", "payload": [1]}',
+    ):
+        fake.socket.send_multipart([fake.identity, reply])
     fake.send({"type": "register", "success": True, "worker_id": "w-3"})
     assert connection.wait_registered(5)
     hostile = [
@@ -331,10 +338,12 @@ def test_the_worker_skips_hostile_registry_messages_and_keeps_working(fake, conn
     for payload in hostile:
         fake.socket.send_multipart([fake.identity, payload])
     deadline = time.monotonic() + 5
-    while connection.skipped < len(hostile):
+    while connection.skipped < len(hostile) + 4:
         assert time.monotonic() < deadline, f"only {connection.skipped} skipped"
         gevent.sleep(0.02)
-    assert connection.skipped == len(hostile) and connection.is_connected
+    assert (
+        connection.skipped == len(hostile) + 4 and connection.is_connected and connection.worker_id == "w-3"
+    )
     fake.send({"type": "availability_request", "job_id": "ok"})
     assert fake.expect("availability_response")["available"] is True
 
