@@ -30,7 +30,7 @@ COUNTERS = ("skipped", "ignored", "refusals", "stale")
 
 class Scene:
     def __init__(self) -> None:
-        self.hub = Registry({TOKEN}, heartbeat_timeout=30, availability_timeout=0.3)
+        self.hub = Registry({TOKEN}, heartbeat_timeout=120, availability_timeout=0.3)
         self.connection = BackendConnection(
             TOKEN, agent_id=f"good-{uuid.uuid4().hex[:6]}", backend_url=self.hub.address, max_processes=4
         )
