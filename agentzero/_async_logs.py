@@ -49,7 +49,11 @@ class AsyncZMQPubHandler(ZMQPubHandler):
 
     def close(self) -> None:
         """Drop the records still waiting, and close the handler."""
-        if self._drainer is not None and not self._drainer.done() and not self._drainer.get_loop().is_closed():
+        if (
+            self._drainer is not None
+            and not self._drainer.done()
+            and not self._drainer.get_loop().is_closed()
+        ):
             self._drainer.cancel()
         self._drainer = None
         self.dropped += len(self._backlog)

@@ -87,7 +87,9 @@ class AsyncMessaging(Sockets):
             self._waiting.after_operation(record)
         return True
 
-    async def recv_safe(self, name: Any, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
+    async def recv_safe(
+        self, name: Any, timeout: float | None = None, polling_timeout: float | None = None
+    ) -> Any:
         """Wait for a message on the named socket, receive it and deserialize it.
 
         Parameters
@@ -259,7 +261,9 @@ class AsyncMessaging(Sockets):
             second = raw_recv(socket, NOBLOCK, False)
             if second.more:
                 frames = self._rest_of_message(record, first, second)
-                raise DeserializationError(frames, f"expected 2 frames [topic, data], got {len(frames)}", name)
+                raise DeserializationError(
+                    frames, f"expected 2 frames [topic, data], got {len(frames)}", name
+                )
         else:
             second = None
         if record.waiters:
@@ -270,7 +274,9 @@ class AsyncMessaging(Sockets):
         payload = second.bytes
         limit = record.max_size
         if limit is not None and len(topic_frame) + len(payload) > limit:
-            raise MessageTooLarge([topic_frame[:limit], payload[:limit]], len(topic_frame) + len(payload), limit, name)
+            raise MessageTooLarge(
+                [topic_frame[:limit], payload[:limit]], len(topic_frame) + len(payload), limit, name
+            )
         try:
             return Event(topic_frame, self._unpack(payload))
         except Exception as exc:
@@ -456,6 +462,3 @@ class AsyncMessaging(Sockets):
         if polling_timeout is None:
             return seconds, self.polling_timeout
         return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
-
-
-_zmq_asyncio = zmq.asyncio

@@ -82,7 +82,9 @@ class AsyncioWaiting(Waiting):
     def prepare(self, record: SocketRecord) -> None:
         record.waiters = []
 
-    async def until_ready(self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float) -> bool:
+    async def until_ready(
+        self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
+    ) -> bool:
         """Wait up to ``seconds`` for ``record``'s socket to be ready for ``mechanism``; tell whether it is.
 
         Raises
@@ -124,7 +126,7 @@ class AsyncioWaiting(Waiting):
     async def poll_ready(
         self, records: list[tuple[SocketRecord, int]], timeout_ms: float
     ) -> list[tuple[SocketRecord, int]]:
-        """Wait up to ``timeout_ms`` for any of ``(record, mechanism)``; return the ready ones and their events."""
+        """Wait up to ``timeout_ms`` for any ``(record, mechanism)``; return those ready, with events."""
         loop = asyncio.get_running_loop()
         deadline = _monotonic() + timeout_ms / 1000.0
         sleepers: list[tuple[SocketRecord, _Sleeper]] = []
@@ -265,9 +267,10 @@ class AsyncioWaiting(Waiting):
 
 
 class AsyncWaitingCalls(ManagerState):
-    """The asyncio manager's waiting coroutines: :meth:`wait_until_ready`, :meth:`ready` and :meth:`engage`."""
+    """The asyncio manager's waiting coroutines: :meth:`wait_until_ready`, :meth:`ready`, :meth:`engage`."""
 
     _waiting: AsyncioWaiting
+
     async def wait_until_ready(
         self,
         name: Any,
@@ -364,7 +367,9 @@ class AsyncWaitingCalls(ManagerState):
         """
         timeout_ms = self.polling_timeout if timeout is None else check_milliseconds("timeout", timeout)
         items = [
-            (record, record.polling_mechanism) for record in self._records.values() if record.polling_mechanism
+            (record, record.polling_mechanism)
+            for record in self._records.values()
+            if record.polling_mechanism
         ]
         ready = await self._waiting.poll_ready(items, timeout_ms)
         return OrderedDict((record.socket, found) for record, found in ready)

@@ -117,14 +117,17 @@ class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addres
         if module is not _zmq_asyncio:
             raise TypeError(
                 "agentzero.asyncio.SocketManager is for zmq.asyncio, got "
-                f"{getattr(module, '__name__', module)!r}; for zmq and zmq.green use agentzero.core.SocketManager"
+                f"{getattr(module, '__name__', module)!r}; "
+                "for zmq and zmq.green use agentzero.core.SocketManager"
             )
         _refuse_green(context)
         backend = serialization_backend if serialization_backend is not None else JSON()
         if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
             raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
         if max_message_size is not None and (
-            not isinstance(max_message_size, int) or isinstance(max_message_size, bool) or max_message_size < 1
+            not isinstance(max_message_size, int)
+            or isinstance(max_message_size, bool)
+            or max_message_size < 1
         ):
             raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
         self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
@@ -178,4 +181,3 @@ def _refuse_green(context: Any) -> None:
         )
     if context is not None and not isinstance(context, zmq.Context):
         raise TypeError(f"context must be a zmq.asyncio.Context (or zmq.Context), got {context!r}")
-

@@ -125,7 +125,9 @@ def measure_asyncio(messages: int, repeats: int) -> dict[str, float]:
             "agentzero asyncio send_safe+recv_safe": lambda: _both(send("out", MESSAGE), recv("in")),
             "zmq.asyncio send+recv bytes (floor)": lambda: _both(out.send(PAYLOAD), inp.recv()),
             "zmq.asyncio send_json+recv_json": lambda: _both(out.send_json(MESSAGE), inp.recv_json()),
-            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(out.send(dumps(MESSAGE)), inp.recv(), loads),
+            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(
+                out.send(dumps(MESSAGE)), inp.recv(), loads
+            ),
         }
         best = dict.fromkeys(cases, float("inf"))
         for _ in range(repeats):
