@@ -127,6 +127,8 @@ class AsyncioWaiting(Waiting):
         self, records: list[tuple[SocketRecord, int]], timeout_ms: float
     ) -> list[tuple[SocketRecord, int]]:
         """Wait up to ``timeout_ms`` for any ``(record, mechanism)``; return those ready, with events."""
+        if not records:
+            return []
         loop = asyncio.get_running_loop()
         deadline = _monotonic() + timeout_ms / 1000.0
         sleepers: list[tuple[SocketRecord, _Sleeper]] = []

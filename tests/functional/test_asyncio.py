@@ -15,6 +15,7 @@ import zmq.asyncio
 import zmq.green
 
 import agentzero.core
+from agentzero._async_waiting import ASYNCIO_FALLBACK_SLICE
 from agentzero.asyncio import SocketManager
 from agentzero.core import Event
 from agentzero.errors import (
@@ -279,6 +280,25 @@ def test_closing_the_socket_wakes_its_waiters_with_socket_closed_at_once(sockets
     assert all(isinstance(outcome, SocketClosed) for outcome in outcomes), outcomes
     assert elapsed < 0.1
     assert "'in'" in str(outcomes[0])
+
+
+def test_a_socket_closed_behind_the_managers_back_ends_the_wait_within_a_fallback_slice(actx):
+    manager = SocketManager(context=actx)
+    pipe(manager)
+
+    async def scenario():
+        waiting = asyncio.create_task(manager.recv_safe("in", timeout=10))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        manager.sockets["in"].close(linger=0)  # not through the manager
+        with pytest.raises(SocketClosed):
+            await waiting
+        return time.monotonic() - started
+
+    try:
+        assert run(scenario) < ASYNCIO_FALLBACK_SLICE + 0.5
+    finally:
+        manager.close_all(linger=0)
 
 
 async def _collect(subscription: Any) -> list[Event]:
