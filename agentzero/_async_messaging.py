@@ -5,7 +5,8 @@ operation at once on the backend socket, without blocking, and returns
 without yielding to the loop when it can; only on ``zmq.Again`` does it await
 the socket through :class:`~agentzero._async_waiting.AsyncioWaiting`. The
 record lookup and the first attempt are inlined: a shared helper would cost a
-Python call per message.
+Python call per message (``publish_safe`` alone shares its argument checks with
+the log handler's publishing, which must never wait).
 """
 
 from __future__ import annotations
