@@ -20,9 +20,9 @@ from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
 ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
 #: what a test that runs under asyncio too must not do: make a sync manager of its
-#: ``zmq_module`` itself, wait from other threads, greenlets or processes, or call
+#: ``zmq_module`` itself, use it from other threads or greenlets, or call
 #: a socket's own blocking methods (a zmq.asyncio socket returns futures)
-_SYNC_ONLY = ("SocketManager(", "gevent", "Thread", "spawn", "subprocess", "multiprocessing", "_multipart(")
+_SYNC_ONLY = ("SocketManager(", "gevent", "Thread", "_multipart(")
 
 
 def pytest_collection_modifyitems(items):
