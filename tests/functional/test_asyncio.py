@@ -13,6 +13,8 @@ import pytest
 import zmq
 import zmq.asyncio
 import zmq.green
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import agentzero.core
 from agentzero._async_waiting import ASYNCIO_FALLBACK_SLICE
@@ -564,3 +566,64 @@ def test_curve_with_the_authenticator_under_asyncio(sockets):
         return await sockets.recv_safe("server", timeout=5)
 
     assert run(scenario) == {"secret": "plans"}
+
+
+# -- hostile frames --------------------------------------------------------------------------------
+
+FRAMES = st.lists(st.binary(max_size=48), min_size=1, max_size=4)
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+def hostile(actx):
+    """The manager's PULL 'in' and SUB 'sub', fed by plain sockets of the same context (the peers)."""
+    manager = SocketManager(context=actx, timeout=2, max_message_size=64)
+    manager.ensure_and_bind("in", zmq.PULL, make_address("inproc"), zmq.POLLIN)
+    manager.ensure_and_bind("sub", zmq.SUB, make_address("inproc"), zmq.POLLIN)
+    manager.set_topic("sub", "")
+    push = zmq.Socket(actx, zmq.PUSH)
+    push.connect(manager.addresses["in"])
+    pub = zmq.Socket(actx, zmq.PUB)
+    pub.connect(manager.addresses["sub"])
+
+    async def warm_up() -> None:
+        while True:
+            pub.send_multipart([b"warmup", b"0"])
+            if await manager.recv_event_safe("sub", timeout=0.05) is not None:
+                return
+
+    run(warm_up)
+    yield manager, push, pub
+    push.close(linger=0)
+    pub.close(linger=0)
+    manager.close_all(linger=0)
+
+
+@FUZZ
+@given(frames=FRAMES)
+def test_any_frames_give_a_value_or_a_deserialization_error_and_the_next_message_gets_through(
+    hostile, frames
+):
+    manager, push, pub = hostile
+
+    async def scenario():
+        push.send_multipart(frames)
+        pub.send_multipart(frames)
+        started = time.monotonic()
+        for call in (manager.recv_safe("in", timeout=2), manager.recv_event_safe("sub", timeout=2)):
+            try:
+                await call  # any value (even None, for b"null")
+            except DeserializationError as error:
+                assert error.socket_name in ("in", "sub")
+        assert time.monotonic() - started < 1  # a message was waiting each time: never a time-out
+        push.send(b'{"valid": true}')
+        pub.send_multipart([b"valid", b"1"])
+        assert await manager.recv_safe("in", timeout=2) == {"valid": True}
+        assert await manager.recv_event_safe("sub", timeout=2) == Event(b"valid", 1)
+        assert await manager.recv_safe("in", timeout=0) is None
+
+    run(scenario)
