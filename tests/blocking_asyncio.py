@@ -41,6 +41,9 @@ class BlockingAsyncioManager:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._manager, name)
+        if name == "zmq" and attribute is zmq.asyncio:
+            # the fixture's zmq_module stands in for zmq.asyncio, which has no constants of its own
+            return ASYNCIO_FLAVOUR
         if name == "subscribe":
             return self._subscribe
         if inspect.iscoroutinefunction(attribute):
