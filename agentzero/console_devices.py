@@ -198,6 +198,9 @@ def run_device(args: argparse.Namespace) -> int:
     problem = check_pair(args.device, args.type_in, args.type_out)
     if problem is not None:
         raise ValueError(problem)
+    stop = threading.Event()
+    # from the start: a SIGTERM that comes while the sockets are set up still stops cleanly
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     context = zmq.Context()
     sockets = SocketManager(zmq, context)
     try:
@@ -221,7 +224,7 @@ def run_device(args: argparse.Namespace) -> int:
         bound = [f"{sockets.addresses[side]} ({side})" for side in ("in", "out") if _is_bound(sockets, side)]
         listening = ", ".join(bound) if bound else "no address (both sides connect)"
         print(f"{device}: listening on {listening}", file=sys.stderr, flush=True)
-        _wait_for_signal(proxy)
+        _wait_for_signal(proxy, stop)
         if proxy.is_alive():
             sockets.sockets["control-out"].send(b"TERMINATE")
             proxy.join(timeout=5)
@@ -230,6 +233,7 @@ def run_device(args: argparse.Namespace) -> int:
             return 1
         return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sockets.close_all(linger=0)
         context.term()
 
@@ -269,17 +273,9 @@ def _describe(sockets: SocketManager, side: str) -> str:
     return f"{zmq.SocketType(record.socket_type).name} {how}"
 
 
-def _wait_for_signal(worker: threading.Thread) -> None:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, handler)
+def _wait_for_signal(worker: threading.Thread, stop: threading.Event) -> None:
     try:
         while worker.is_alive() and not stop.wait(0.2):
             pass
     except KeyboardInterrupt:
         pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -255,7 +255,9 @@ def add_tail_arguments(tail: argparse.ArgumentParser, non_negative: Callable[[st
         metavar="PREFIX",
         help="only events whose topic starts with PREFIX (repeatable; default: every topic)",
     )
-    tail.add_argument("--bind", action="store_true", help="bind ADDRESS instead of connecting to it")
+    tail.add_argument(
+        "--bind", action="store_true", help="bind ADDRESS instead of connecting to it (default: connect)"
+    )
     tail.add_argument(
         "--serializer",
         choices=sorted(SERIALIZERS),

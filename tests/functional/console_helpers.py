@@ -33,10 +33,17 @@ def run(*args: str, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*console_command(), *args], capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def wait_for_banner(process: subprocess.Popen) -> str:
-    line = process.stderr.readline()
-    assert line, f"the device exited early with {process.wait()}"
-    return line
+def wait_for_banner(process: subprocess.Popen, timeout: float = 10.0) -> str:
+    """The next line on the process's stderr; fail (instead of hanging) after ``timeout`` seconds."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stderr.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        process.kill()
+        pytest.fail(f"{process.args} printed no line on stderr within {timeout}s")
+    assert lines[0], f"the device exited early with {process.wait()}"
+    return lines[0]
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGINT) -> int:
