@@ -15,7 +15,7 @@ import inspect
 import os
 import sys
 import textwrap
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
 import zmq
 
@@ -57,7 +57,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not the usage block
+    def error(self, message: str) -> NoReturn:  # one line, not the usage block
         raise UsageError(f"{self.prog}: error: {message}")
 
 
@@ -175,10 +175,9 @@ def run_keys(args: argparse.Namespace) -> int:
         # Whatever write_curve_keypair does, files it creates start readable by their owner only.
         previous_umask = os.umask(0o077)
         try:
-            if accepts_force:
-                public_path, secret_path = write_curve_keypair(directory, name, force=args.force)
-            else:
-                public_path, secret_path = write_curve_keypair(directory, name)
+            # write_curve_keypair takes force= once it refuses to overwrite by itself
+            extra: dict[str, Any] = {"force": args.force} if accepts_force else {}
+            public_path, secret_path = write_curve_keypair(directory, name, **extra)
         finally:
             os.umask(previous_umask)
         os.chmod(public_path, 0o666 & ~previous_umask)  # a public key is for sharing

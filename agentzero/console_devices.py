@@ -258,8 +258,10 @@ def _open_side(
         sockets.set_topic(side, "")
     if bind is not None:
         sockets.bind(side, bind, 0)
-    else:
+    elif connect is not None:
         sockets.connect(side, connect, 0)
+    else:  # argparse requires one of --bind-SIDE and --connect-SIDE
+        raise ValueError(f"the {side}put socket needs an address to bind or connect")
     return socket
 
 

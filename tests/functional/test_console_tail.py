@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 
 import msgpack
 import pytest
 import zmq
 
-from tests.functional.console_helpers import Watched
+from tests.functional.console_helpers import Watched, console_command
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -206,3 +208,29 @@ def test_tail_strips_the_trailing_newline_of_the_log_format(publisher):
             )
     finally:
         assert tail.stop() == 0
+
+
+def test_tail_piped_into_head_stops_quietly(publisher):
+    # `agentzero tail ... | head -n 2`: once head exits, the next print meets a closed pipe
+    tail = " ".join(console_command() + ["tail", "tcp://127.0.0.1:*", "--bind"])
+    shell = subprocess.Popen(
+        ["bash", "-c", f"set -o pipefail; {tail} | head -n 2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        first = shell.stderr.readline()
+        match = re.search(rb"listening on (tcp://127\.0\.0\.1:\d+)", first)
+        assert match, first
+        publisher.connect(match.group(1).decode())
+        deadline = time.monotonic() + 20
+        while shell.poll() is None and time.monotonic() < deadline:
+            publisher.send_multipart([b"flood", b'{"n": 1}'])
+            time.sleep(0.01)
+        assert shell.wait(timeout=10) == 0, shell.stderr.read()
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+    assert shell.stdout.read() == b'flood  {"n":1}\n' * 2
+    assert b"Traceback" not in shell.stderr.read()
