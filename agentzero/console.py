@@ -171,7 +171,6 @@ def run_keys(args: argparse.Namespace) -> int:
         raise UsageError(refusal)
     accepts_force = "force" in inspect.signature(write_curve_keypair).parameters
     try:
-        os.makedirs(directory, exist_ok=True)
         # Whatever write_curve_keypair does, files it creates start readable by their owner only.
         previous_umask = os.umask(0o077)
         try:
