@@ -112,15 +112,17 @@ def test_tail_prints_what_a_log_handler_publishes(sockets, ipc_dir, as_json):
     assert tail.returncode == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 3
+    # the record text is the handler's format: 0.4.6's "[time] LEVEL file:line - message\n"
+    # (issue 10) or the bare message; tail drops the trailing newline when printing text
+    record_text = re.compile(r"(\[[^]]+\] INFO test_console\.py:\d+ - )?hello \d+\n?")
     if as_json:
         first = json.loads(lines[0])
         assert first["topic"] == "logs" and first["data"]["level"] == 20
-        assert first["data"]["msg"].startswith("hello ")
+        assert record_text.fullmatch(first["data"]["msg"]), first
     else:
-        # the record text is the handler's format: 0.4.6's "[time] LEVEL file:line - message\n"
-        # (issue 10) or the bare message; tail drops the trailing newline either way
-        record = re.compile(r"INFO     logs  (\[[^]]+\] INFO test_console\.py:\d+ - )?hello \d+")
-        assert all(record.fullmatch(line) for line in lines), lines
+        assert all(line.startswith("INFO     logs  ") for line in lines), lines
+        assert all(record_text.fullmatch(line[len("INFO     logs  ") :]) for line in lines), lines
+        assert not any(line.endswith("\\n") for line in lines), lines
     assert "other-topic" not in out
 
 
