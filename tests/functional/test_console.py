@@ -165,10 +165,17 @@ def test_busy_address_exits_2(sockets):
     assert done.returncode == 2 and taken in done.stderr and "Address already in use" in done.stderr
 
 
-def test_tail_exits_cleanly_on_ctrl_c(ipc_dir):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_tail_exits_cleanly_on_ctrl_c(ipc_dir, sig):
     tail = start("tail", f"ipc://{ipc_dir}/quiet", "--bind")
-    time.sleep(0.5)
-    assert stop(tail) == 0
+    # it says where it listens before any event arrives (and only once it can be stopped cleanly)
+    started = time.monotonic()
+    assert (
+        wait_for_banner(tail)
+        == f"agentzero tail: listening on ipc://{ipc_dir}/quiet (bound; topics: (all); json)\n"
+    )
+    assert time.monotonic() - started < 10
+    assert stop(tail, sig) == 0
     assert "Traceback" not in tail.stderr.read()
 
 
