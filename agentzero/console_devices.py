@@ -45,6 +45,8 @@ DEVICE_PAIRS: dict[str, tuple[tuple[str, str], ...]] = {
     "queue": (("ROUTER", "DEALER"), ("DEALER", "DEALER")),
     "streamer": (("PULL", "PUSH"),),
 }
+#: the largest high water mark libzmq takes
+MAX_HWM = 2**31 - 1
 SOCKET_TYPES = ("PUB", "SUB", "XPUB", "XSUB", "PUSH", "PULL", "ROUTER", "DEALER", "PAIR", "REQ", "REP")
 _RECEIVES = {"SUB", "XSUB", "XPUB", "PULL", "ROUTER", "DEALER", "PAIR", "REQ", "REP"}
 _SENDS = {"PUB", "XPUB", "XSUB", "PUSH", "ROUTER", "DEALER", "PAIR", "REQ", "REP"}
@@ -126,12 +128,18 @@ def add_device_arguments(
     for side in ("in", "out"):
         sub.add_argument(
             f"--hwm-{side}",
-            type=non_negative,
+            type=lambda text: _high_water_mark(non_negative(text)),
             default=None,
             metavar="N",
             help=f"the {side}put socket's high water mark, in messages; 0: no limit "
             "(default: ZeroMQ's, 1000)",
         )
+
+
+def _high_water_mark(value: int) -> int:
+    if value > MAX_HWM:  # libzmq keeps it in a C int
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_HWM}, got {value}")
+    return value
 
 
 def check_pair(device: str, type_in: str, type_out: str) -> str | None:

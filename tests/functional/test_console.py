@@ -139,6 +139,7 @@ def test_tail_prints_what_a_log_handler_publishes(sockets, ipc_dir, as_json):
             "must be >= 0",
         ),
         (["explode"], "explode"),
+        (["queue", "--bind-in", "inproc://a", "--bind-out", "inproc://b", "--hwm-out", "2147483648"], "<="),
         (["tail", "ipc:///tmp/x", "--serializer", "yaml"], "'yaml'"),
         (["tail", "ipc:///tmp/x", "--max-size", "0"], "must be >= 1"),
         (["tail", "ipc:///tmp/x", "--max-size", "lots"], "'lots'"),
