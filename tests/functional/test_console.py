@@ -386,3 +386,22 @@ def test_keys_create_the_secret_file_0600_from_the_start(tmp_path):
     assert all(line.endswith(" 600") for line in seen), seen
     public = tmp_path / "keys" / "server.key"
     assert oct(public.stat().st_mode & 0o777) == "0o644"  # the public key stays shareable
+
+
+def test_queue_with_a_dealer_in_serves_a_single_upstream(sockets, ipc_dir):
+    # DEALER -> DEALER keeps the envelope in the frames: what a chain of brokers relies on.
+    # Its upstream peer is a DEALER (or a ROUTER): ZeroMQ refuses REQ <-> DEALER over ipc and tcp.
+    inbound, outbound = f"ipc://{ipc_dir}/front", f"ipc://{ipc_dir}/back"
+    device = start("queue", "--bind-in", inbound, "--bind-out", outbound, "--type-in", "DEALER")
+    try:
+        assert "queue: DEALER bound" in wait_for_banner(device)
+        sockets.ensure_and_connect("server", zmq.REP, outbound, zmq.POLLIN | zmq.POLLOUT)
+        client = sockets.ensure_and_connect("client", zmq.DEALER, inbound, zmq.POLLIN | zmq.POLLOUT)
+        for number in range(3):
+            client.send_multipart([b"", json.dumps({"question": number}).encode()])
+            assert sockets.recv_safe("server") == {"question": number}
+            assert sockets.send_safe("server", {"answer": -number})
+            assert client.poll(5000), "no reply came back through the queue"
+            assert client.recv_multipart() == [b"", json.dumps({"answer": -number}).replace(" ", "").encode()]
+    finally:
+        assert stop(device) == 0
