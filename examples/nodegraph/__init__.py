@@ -6,8 +6,9 @@ DEALER, publishes its events on its own PUB outbox and subscribes to the
 outboxes of the nodes that feed its slots::
 
     command  [commands PUB] --> [commands SUB]  runner     (identify, init, process, ...)
-    runner   [command DEALER] --> [inbox ROUTER] command   (identify, status, event, error)
+    runner   [command DEALER] --> [inbox ROUTER] command   (identify, status, error)
     runner   [outbox PUB] --> [peers SUB]        runner    (events, peer to peer)
+    runner   [outbox PUB] --> [events SUB]       command   (events, to end each epoch)
 
 Run ``python -m examples.nodegraph --help``.
 """

@@ -1,33 +1,64 @@
-"""The messages of the command node and its node runners, field for field as in seed 001.
+"""The messages of the command node and its node runners, byte for byte as noob 1002's.
 
-Every message is JSON on the wire, with its type under the key ``type``:
+Every message is one JSON frame (routing frames before it are ignored), its
+type under the key ``type``, its fields in upstream's order:
 
->>> message = PingMsg(node_id="command")
->>> frame = message.to_bytes()
->>> b'"type":"ping"' in frame
+>>> frame = PingMsg(node_id="command").to_bytes()
+>>> frame.startswith(b'{"type":"ping","node_id":"command","timestamp":"')
 True
 >>> type(Message.from_bytes([b"some-identity", frame])).__name__
 'PingMsg'
 
-Errors cross the wire as plain data (the exception's qualified type name, its
-arguments and the remote traceback); nothing received is imported or unpickled.
+Wire details that upstream fixes and this module follows:
+
+- an event item is ``{id, timestamp, node_id, signal, epoch, value}``; a *meta*
+  event is told apart by ``node_id == "meta"`` (its ``signal`` a
+  :class:`MetaEventType`); an item's timestamp is ``datetime.isoformat()``;
+- "this signal emitted nothing" is the value ``"__META__NoEvent"``
+  (:data:`MetaSignal.NoEvent`);
+- an epoch is an int, or a sub-epoch ``[3, ["mapnode", 1], ...]`` (here the
+  tuple ``(3, ("mapnode", 1))``);
+- a value JSON cannot carry travels as ``"pck__" + base64(pickle)``, and so
+  does every error: the whole ``ErrorValue`` dict, whose ``err_type`` is the
+  exception class.
+
+Safety: received ``pck__`` values are decoded by
+:class:`examples.nodegraph.pickles.SafeUnpickler`, which imports nothing, so a
+peer's pickle cannot run code here (the argument is in that module). Values we
+send are pickled only when made of built-in types; an exception whose type is
+not built in travels as its nearest built-in base class, with its qualified
+name under the extra key ``err_name`` (upstream ignores unknown keys) and in
+the traceback text.
 """
 
 from __future__ import annotations
 
-import builtins
 import datetime
+import itertools
+import random
 import traceback
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from typing_extensions import TypedDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    WrapSerializer,
+)
+from pydantic_core import PydanticSerializationError
+from typing_extensions import Annotated, TypedDict
 
 from agentzero.errors import DeserializationError, SerializationError
 from agentzero.serializers import BaseSerializer
-
-Epoch = int
+from examples.nodegraph import pickles
+from examples.nodegraph.pickles import RemoteGlobal
 
 
 class MessageType(str, Enum):
@@ -58,8 +89,221 @@ class NodeStatus(str, Enum):
     """Node is permanently gone, should not be expected to respond to further messages."""
 
 
+class MetaEventType(str, Enum):
+    NodeReady = "NodeReady"
+    EpochEnded = "EpochEnded"
+
+
+class MetaSignal(str, Enum):
+    NoEvent = "__META__NoEvent"
+    """The value of a signal that emitted nothing in an epoch."""
+
+
 class MalformedMessage(ValueError):
     """Frames that are not a message of this protocol; the text says why."""
+
+
+class RemoteNodeError(Exception):
+    """An exception raised inside a node whose type is not a built-in one.
+
+    ``node_id``, ``err_type`` (its qualified name), ``args`` and
+    ``remote_traceback`` say what happened where.
+    """
+
+    def __init__(self, node_id: str, err_type: str, args: tuple) -> None:
+        self.node_id = node_id
+        self.err_type = err_type
+        self.remote_args = tuple(args)
+        super().__init__(f"node {node_id!r} raised {err_type}{tuple(args)!r}")
+
+
+# -- epochs --------------------------------------------------------------------------------
+
+_MAX_EPOCH = 2**63 - 1
+
+
+def _count(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_EPOCH:
+        raise ValueError(f"{what} must be an integer from 0 to 2**63-1, got {value!r:.40}")
+    return value
+
+
+def parse_epoch(wire: Any) -> Union[int, tuple]:
+    """An epoch from the wire: ``3`` -> ``3``; ``[3, ["mapnode", 1]]`` -> ``(3, ("mapnode", 1))``.
+
+    Raises
+    ------
+    ValueError
+        when ``wire`` is neither a count nor a ``[root, [node, index], ...]`` path.
+    """
+    if type(wire) is int:
+        return _count(wire, "an epoch")
+    if type(wire) not in (list, tuple) or not wire:
+        raise ValueError(f"an epoch is an int or [root, [node, index], ...], got {wire!r:.60}")
+    root = _count(wire[0], "an epoch's root")
+    path = []
+    for segment in wire[1:]:
+        if type(segment) not in (list, tuple) or len(segment) != 2 or type(segment[0]) is not str:
+            raise ValueError(f"a sub-epoch segment is [node, index], got {segment!r:.60}")
+        path.append((segment[0], _count(segment[1], "a sub-epoch index")))
+    return (root, *path) if path else root
+
+
+def root_epoch(epoch: Union[int, tuple]) -> int:
+    """The root of an epoch: ``3`` for ``3`` and for ``(3, ("mapnode", 1))``."""
+    return epoch if type(epoch) is int else epoch[0]
+
+
+Epoch = Annotated[Any, BeforeValidator(parse_epoch)]
+
+
+# -- values: JSON, or pck__ for what JSON cannot carry ----------------------------------------
+
+
+def _value_from_wire(value: Any) -> Any:
+    if type(value) is str:
+        if value.startswith(pickles.PREFIX):
+            return pickles.decode(value)
+        if value == MetaSignal.NoEvent.value:
+            return MetaSignal.NoEvent
+    return value
+
+
+def _value_to_wire(value: Any, handler: Any) -> Any:
+    if type(value) is str and value.startswith(pickles.PREFIX):
+        return pickles.encode(value)  # sent raw, it would be decoded as a pickle on arrival
+    if hasattr(value, "__next__") and not hasattr(value, "__len__"):
+        raise pickles.NotBuiltinValue("an event value", value)
+    try:
+        return handler(value)
+    except (TypeError, ValueError, PydanticSerializationError):
+        return pickles.encode(value, "an event value")
+
+
+Value = Annotated[Any, BeforeValidator(_value_from_wire), WrapSerializer(_value_to_wire, when_used="json")]
+Timestamp = Annotated[datetime.datetime, PlainSerializer(lambda moment: moment.isoformat(), when_used="json")]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Event(BaseModel):
+    """One signal a node emitted in an epoch."""
+
+    id: int
+    timestamp: Timestamp
+    node_id: str
+    signal: str
+    epoch: Epoch
+    value: Value = None
+
+
+class MetaEvent(Event):
+    """An event about the graph rather than a node's output; ``node_id`` is always ``"meta"``."""
+
+    node_id: Literal["meta"] = "meta"
+    signal: MetaEventType
+
+
+def _event_kind(item: Any) -> str:
+    node_id = item.get("node_id") if isinstance(item, dict) else getattr(item, "node_id", None)
+    return "meta" if node_id == "meta" else "event"
+
+
+EventItem = Annotated[
+    Union[Annotated[Event, Tag("event")], Annotated[MetaEvent, Tag("meta")]], Discriminator(_event_kind)
+]
+
+
+class EventMaker:
+    """Stamps events with upstream's id scheme (random 32-bit prefix, then a counter) and a time."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._prefix = random.getrandbits(32) << 32
+        self._sequence = itertools.count()
+
+    def event(self, signal: str, epoch: Union[int, tuple], value: Any) -> Event:
+        return Event(
+            id=self._prefix ^ next(self._sequence),
+            timestamp=_now(),
+            node_id=self.node_id,
+            signal=signal,
+            epoch=epoch,
+            value=value,
+        )
+
+    def meta(self, signal: MetaEventType, epoch: Union[int, tuple], value: Any = None) -> MetaEvent:
+        return MetaEvent(
+            id=self._prefix ^ next(self._sequence), timestamp=_now(), signal=signal, epoch=epoch, value=value
+        )
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class ErrorValue(TypedDict):
+    err_type: type  # a built-in exception class, or a RemoteGlobal stand-in for another one
+    err_args: tuple
+    traceback: str
+
+
+def _error_from_wire(value: Any) -> dict:
+    if type(value) is str:
+        value = pickles.decode(value)
+    if type(value) is not dict:
+        raise ValueError(f"an error value is a pickled dict, got {type(value).__name__}")
+    kind, args, text = value.get("err_type"), value.get("err_args"), value.get("traceback")
+    if not isinstance(kind, type) or not issubclass(kind, (Exception, RemoteGlobal)):
+        raise ValueError(f"err_type must be an exception class, got {kind!r:.60}")
+    if type(args) not in (tuple, list) or type(text) is not str:
+        raise ValueError("err_args must be a tuple and traceback a string")
+    checked = {"err_type": kind, "err_args": tuple(args), "traceback": text}
+    if type(value.get("err_name")) is str:
+        checked["err_name"] = value["err_name"]
+    return checked
+
+
+def _error_to_wire(value: dict) -> str:
+    return pickles.encode(value, "an error value")
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(use_enum_values=True, validate_by_alias=True, serialize_by_alias=True)
+
+    type_: MessageType = Field(alias="type")
+    node_id: str
+    timestamp: datetime.datetime = Field(default_factory=_now)
+    value: Any = None
+
+    @classmethod
+    def from_bytes(cls, msg: list[bytes]) -> Message:
+        """Parse the last frame of ``msg`` (earlier ones are routing) into the right subclass.
+
+        Raises
+        ------
+        MalformedMessage
+            when the frames are not a valid message.
+        """
+        if not msg or not isinstance(msg[-1], (bytes, bytearray, memoryview)):
+            raise MalformedMessage(f"expected a list of frames, got {msg!r:.80}")
+        try:
+            return _ADAPTER.validate_json(msg[-1])
+        except ValidationError as error:
+            raise MalformedMessage(f"not a valid message: {_first_error(error)}") from None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "message"
+    return f"{where}: {first.get('msg')}"
 
 
 class IdentifyValue(TypedDict):
@@ -75,96 +319,9 @@ class AnnounceValue(TypedDict):
     nodes: dict[str, IdentifyValue]
 
 
-class ErrorValue(TypedDict):
-    err_type: str  # the qualified name of the exception type, e.g. "builtins.ValueError"
-    err_args: tuple
-    traceback: str
-
-
 class ProcessValue(TypedDict):
     epoch: Epoch
     input: Optional[dict]
-
-
-class Event(BaseModel):
-    """One signal a node emitted in an epoch."""
-
-    kind: Literal["event"] = "event"
-    node_id: str
-    signal: str
-    epoch: Epoch
-    value: Any = None
-
-
-class MetaEvent(BaseModel):
-    """Something about a node rather than its output (e.g. that an epoch produced nothing)."""
-
-    kind: Literal["meta"] = "meta"
-    node_id: str
-    signal: str
-    epoch: Optional[Epoch] = None
-    value: Any = None
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(
-        use_enum_values=True, validate_by_alias=True, validate_by_name=True, serialize_by_alias=True
-    )
-
-    node_id: str
-    timestamp: datetime.datetime = Field(default_factory=_now)
-    type_: MessageType = Field(alias="type")
-    value: Any = None
-
-    _registry: ClassVar[dict[str, type[Message]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        default = cls.model_fields["type_"].default
-        if isinstance(default, MessageType):
-            Message._registry[default.value] = cls
-
-    @classmethod
-    def from_bytes(cls, msg: list[bytes]) -> Message:
-        """Parse the last frame of ``msg`` (earlier ones are routing) into the right subclass.
-
-        Raises
-        ------
-        MalformedMessage
-            when the frames are not a valid message.
-        """
-        if not msg or not isinstance(msg[-1], (bytes, bytearray, memoryview)):
-            raise MalformedMessage(f"expected a list of frames, got {msg!r:.80}")
-        try:
-            header = _Header.model_validate_json(msg[-1])
-        except ValidationError as error:
-            raise MalformedMessage(f"not a message: {_first_error(error)}") from None
-        subclass = Message._registry.get(header.type_, Message)
-        try:
-            return subclass.model_validate_json(msg[-1])
-        except ValidationError as error:
-            raise MalformedMessage(f"bad {header.type_} message: {_first_error(error)}") from None
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode("utf-8")
-
-
-class _Header(BaseModel):
-    model_config = ConfigDict(validate_by_alias=True, use_enum_values=True)
-    type_: MessageType = Field(alias="type")
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "message"
-    return f"{where}: {first.get('msg')}"
 
 
 class AnnounceMsg(Message):
@@ -234,41 +391,70 @@ class ErrorMsg(Message):
     """An error occurred in one of the processing nodes."""
 
     type_: Literal[MessageType.error] = Field(MessageType.error, alias="type")
-    value: ErrorValue
+    value: Annotated[
+        dict, BeforeValidator(_error_from_wire), PlainSerializer(_error_to_wire, when_used="json")
+    ]
 
     @classmethod
     def from_exception(cls, node_id: str, error: BaseException) -> ErrorMsg:
+        """The message for ``error``, pickling only built-in types.
+
+        A built-in exception type travels as itself; any other as its nearest
+        built-in base class, its qualified name under ``err_name``. Arguments
+        that are not built-in values travel as their ``repr``.
+        """
         kind = type(error)
-        return cls(
-            node_id=node_id,
-            value={
-                "err_type": f"{kind.__module__}.{kind.__qualname__}",
-                "err_args": tuple(_plain(arg) for arg in error.args),
-                "traceback": "".join(traceback.format_exception(kind, error, error.__traceback__)),
-            },
-        )
+        value: dict[str, Any] = {
+            "err_type": _builtin_base(kind),
+            "err_args": tuple(_plain(arg) for arg in error.args),
+            "traceback": "".join(traceback.format_exception(kind, error, error.__traceback__)),
+        }
+        if value["err_type"] is not kind:
+            value["err_name"] = f"{kind.__module__}.{kind.__qualname__}"
+        return cls(node_id=node_id, value=value)
+
+    @property
+    def err_name(self) -> str:
+        """The qualified name of the exception's type, as the sender knew it."""
+        kind = self.value["err_type"]
+        if "err_name" in self.value:
+            return self.value["err_name"]
+        if issubclass(kind, RemoteGlobal):
+            return kind.qualified_name
+        return f"{kind.__module__}.{kind.__qualname__}"
 
     def to_exception(self) -> Exception:
         """Rebuild the error: a built-in exception type as itself, anything else as RemoteNodeError.
 
         The result carries ``node_id`` and ``remote_traceback``.
         """
-        from examples.nodegraph.command import RemoteNodeError
-
-        module, _, name = self.value["err_type"].rpartition(".")
-        args = tuple(self.value["err_args"])
-        kind = getattr(builtins, name, None) if module == "builtins" else None
+        kind, args = self.value["err_type"], self.value["err_args"]
         error: Exception
-        if isinstance(kind, type) and issubclass(kind, Exception):
+        if "err_name" in self.value or not issubclass(kind, Exception):
+            error = RemoteNodeError(self.node_id, self.err_name, args)
+        else:
             try:
                 error = kind(*args)
             except Exception:
-                error = RemoteNodeError(self.node_id, self.value["err_type"], args)
-        else:
-            error = RemoteNodeError(self.node_id, self.value["err_type"], args)
+                error = RemoteNodeError(self.node_id, self.err_name, args)
         error.node_id = self.node_id  # type: ignore[attr-defined]
         error.remote_traceback = self.value["traceback"]  # type: ignore[attr-defined]
         return error
+
+
+def _builtin_base(kind: type) -> type:
+    for base in kind.__mro__:
+        if base.__module__ == "builtins" and issubclass(base, Exception):
+            return base
+    return Exception
+
+
+def _plain(value: Any) -> Any:
+    try:
+        pickles.check_builtin(value)
+    except pickles.NotBuiltinValue:
+        return repr(value)
+    return value
 
 
 class EpochEndedMsg(Message):
@@ -279,21 +465,53 @@ class EpochEndedMsg(Message):
 
 
 class EventMsg(Message):
+    """Events a node emitted (on its outbox)."""
+
     type_: Literal[MessageType.event] = Field(MessageType.event, alias="type")
-    value: list[Annotated[Union[Event, MetaEvent], Field(discriminator="kind")]]
+    value: list[EventItem]
 
 
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+_CLASSES = {
+    cls.model_fields["type_"].default.value: cls
+    for cls in (
+        AnnounceMsg,
+        IdentifyMsg,
+        ProcessMsg,
+        InitMsg,
+        DeinitMsg,
+        PingMsg,
+        StartMsg,
+        StatusMsg,
+        StopMsg,
+        EventMsg,
+        ErrorMsg,
+        EpochEndedMsg,
+    )
+}
+
+
+def _message_kind(raw: Any) -> str:
+    kind = raw.get("type") if isinstance(raw, dict) else getattr(raw, "type_", None)
+    return kind if kind in _CLASSES else "unknown"
+
+
+_ADAPTER: TypeAdapter[Message] = TypeAdapter(
+    Annotated[
+        Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in _CLASSES.items())],  # type: ignore[valid-type]
+        Discriminator(_message_kind),
+    ]
+)
 
 
 class MessageSerializer(BaseSerializer):
     """Lets a SocketManager send and receive these messages with its ``*_safe`` calls."""
 
+    binary = True  # unpack() takes the frame's bytes
+
     def pack(self, data: Message) -> bytes:
         try:
             return data.to_bytes()
-        except (AttributeError, ValueError) as error:
+        except (AttributeError, ValueError, TypeError, PydanticSerializationError) as error:
             raise SerializationError(self, data, error) from error
 
     pack_bytes = pack

@@ -1,11 +1,15 @@
 """Run one node runner in this process.
 
 python -m examples.nodegraph.run_node GRAPH NODE_ID COMMAND_PUB COMMAND_INBOX
+
+Exits 0 once told to close, 1 when it lost its command node, 2 on bad arguments.
 """
 
 from __future__ import annotations
 
 import sys
+
+import zmq
 
 from examples.nodegraph.graph import GRAPHS
 from examples.nodegraph.runner import NodeRunner
@@ -24,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     if node_id not in specs:
         print(f"run_node: error: graph {graph!r} has no node {node_id!r}", file=sys.stderr)
         return 2
-    NodeRunner(specs[node_id], command_pub, command_inbox).run()
-    return 0
+    context = zmq.Context()  # alone in its process: plain ZeroMQ, no gevent hub in the way
+    try:
+        outcome = NodeRunner(specs[node_id], command_pub, command_inbox, context=context).run()
+    finally:
+        context.term()
+    return 0 if outcome == "closed" else 1
 
 
 if __name__ == "__main__":
