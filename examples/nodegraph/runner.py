@@ -69,6 +69,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: epochs whose inputs are kept while incomplete
 MAX_PENDING_EPOCHS = 1024
 EVENT_TOPIC = b"event"
+#: the commands a node fed by other nodes subscribes to
+DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
 
 
 class NodeRunner:
@@ -110,7 +112,10 @@ class NodeRunner:
             max_message_size=MAX_MESSAGE_BYTES,
         )
         self.sockets.ensure_and_connect("commands", self.zmq.SUB, command_pub, self.zmq.POLLIN)
-        self.sockets.set_topic("commands", "")
+        # A node fed by others needs neither process nor epoch_ended: PUB-side filtering spares it
+        # two parses per epoch (upstream's command node uses the message type as the topic too).
+        for topic in ("",) if not spec.slots else DEPENDENT_TOPICS:
+            self.sockets.set_topic("commands", topic)
         self.sockets.create("command", self.zmq.DEALER)
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_IVL, HEARTBEAT_IVL)
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)
@@ -311,18 +316,22 @@ class NodeRunner:
             self._compute(self._next_epoch)
 
     def _on_epoch_ended(self, epoch: Any) -> None:
-        self._inputs.pop(epoch, None)
-        if not self._free_running or (not self.spec.slots and epoch != self._in_flight):
-            return  # a source paces itself on the end of the epoch it started, and only that one
+        # only sources hear this: they pace themselves on the end of the epoch they started
+        if not self._free_running or epoch != self._in_flight:
+            return
+        if not self._counted_free_run():
+            self._in_flight = root_epoch(epoch) + 1
+            self._compute(self._in_flight)
+
+    def _counted_free_run(self) -> bool:
+        """Count one free-run epoch done; ``True`` (and back to ready) when it was the last."""
         if self._free_run_left is not None:
             self._free_run_left -= 1
             if self._free_run_left <= 0:
                 self._free_running = False
                 self._set_status(NodeStatus.ready)
-                return
-        if not self.spec.slots:
-            self._in_flight = root_epoch(epoch) + 1
-            self._compute(self._in_flight)
+                return True
+        return False
 
     # -- events between nodes --------------------------------------------------------------------
 
@@ -372,3 +381,5 @@ class NodeRunner:
             self.sockets.publish_safe("outbox", EVENT_TOPIC, message)
         except SerializationError as error:
             self._say(ErrorMsg.from_exception(self.node_id, TypeError(f"cannot send the outputs: {error}")))
+        if self._free_running and self.spec.slots:
+            self._counted_free_run()  # a node fed by others counts the epochs it computed
