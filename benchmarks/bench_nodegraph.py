@@ -14,7 +14,6 @@ demo rate.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path

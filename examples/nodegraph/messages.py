@@ -50,6 +50,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     WrapSerializer,
 )
 from pydantic_core import PydanticSerializationError
@@ -160,9 +161,9 @@ Epoch = Annotated[Any, BeforeValidator(parse_epoch)]
 # -- values: JSON, or pck__ for what JSON cannot carry ----------------------------------------
 
 
-def _value_from_wire(value: Any) -> Any:
+def _value_from_wire(value: Any, info: ValidationInfo) -> Any:
     if type(value) is str:
-        if value.startswith(pickles.PREFIX):
+        if value.startswith(pickles.PREFIX) and info.mode == "json":
             return pickles.decode(value)
         if value == MetaSignal.NoEvent.value:
             return MetaSignal.NoEvent
@@ -224,8 +225,9 @@ class EventMaker:
         self._prefix = random.getrandbits(32) << 32
         self._sequence = itertools.count()
 
+    # model_construct: our own values, not validated (a str starting "pck__" stays a str)
     def event(self, signal: str, epoch: Union[int, tuple], value: Any) -> Event:
-        return Event(
+        return Event.model_construct(
             id=self._prefix ^ next(self._sequence),
             timestamp=_now(),
             node_id=self.node_id,
@@ -235,8 +237,13 @@ class EventMaker:
         )
 
     def meta(self, signal: MetaEventType, epoch: Union[int, tuple], value: Any = None) -> MetaEvent:
-        return MetaEvent(
-            id=self._prefix ^ next(self._sequence), timestamp=_now(), signal=signal, epoch=epoch, value=value
+        return MetaEvent.model_construct(
+            node_id="meta",
+            id=self._prefix ^ next(self._sequence),
+            timestamp=_now(),
+            signal=signal,
+            epoch=epoch,
+            value=value,
         )
 
 

@@ -55,7 +55,7 @@ PREFIX = "pck__"
 MAX_PICKLE_BYTES = 16 * 1024 * 1024
 
 _PLAIN_TYPES = frozenset(
-    {type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset}
+    {type(None), bool, int, float, complex, str, bytes, bytearray, range, list, tuple, dict, set, frozenset}
 )
 _BUILTIN_EXCEPTIONS = {
     name: value
@@ -208,8 +208,8 @@ def decode(text: str) -> Any:
 def check_builtin(value: Any, where: str = "the value", depth: int = 0) -> None:
     """Check that ``value`` is built only of built-in types (exactly, not subclasses).
 
-    Exception *classes* from ``builtins`` are allowed too (an ``ErrorValue``
-    carries one).
+    Built-in exception classes (an ``ErrorValue`` carries one) and instances
+    are allowed too.
 
     Raises
     ------
@@ -229,6 +229,11 @@ def check_builtin(value: Any, where: str = "the value", depth: int = 0) -> None:
     elif kind is type:
         if _BUILTIN_EXCEPTIONS.get(value.__name__) is not value:
             raise NotBuiltinValue(where, value)
+    elif kind is slice:
+        check_builtin((value.start, value.stop, value.step), where, depth + 1)
+    elif _BUILTIN_EXCEPTIONS.get(kind.__name__) is kind:
+        check_builtin(value.args, f"{where}.args", depth + 1)
+        check_builtin(vars(value), f"{where} attributes", depth + 1)
     elif kind not in _PLAIN_TYPES:
         raise NotBuiltinValue(where, value)
 
