@@ -232,8 +232,10 @@ def check_builtin(value: Any, where: str = "the value", depth: int = 0) -> None:
     elif kind is slice:
         check_builtin((value.start, value.stop, value.step), where, depth + 1)
     elif _BUILTIN_EXCEPTIONS.get(kind.__name__) is kind:
-        check_builtin(value.args, f"{where}.args", depth + 1)
-        check_builtin(vars(value), f"{where} attributes", depth + 1)
+        reduced = value.__reduce__()  # not vars(): that would add an empty __dict__ to the pickle
+        check_builtin(reduced[1], f"{where}.args", depth + 1)
+        if len(reduced) > 2:
+            check_builtin(reduced[2], f"{where} attributes", depth + 1)
     elif kind not in _PLAIN_TYPES:
         raise NotBuiltinValue(where, value)
 
