@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import pickle
+import subprocess
 import uuid
 
 import gevent
@@ -13,7 +18,15 @@ from agentzero.zero import zmq
 from examples.nodegraph.__main__ import run_graph
 from examples.nodegraph.command import CommandNode, RemoteNodeError
 from examples.nodegraph.graph import GRAPHS, run_locally
-from examples.nodegraph.messages import NodeStatus
+from examples.nodegraph.messages import (
+    EventMaker,
+    EventMsg,
+    IdentifyMsg,
+    MessageSerializer,
+    NodeStatus,
+    StatusMsg,
+)
+from examples.nodegraph.pickles import RemoteGlobal
 from examples.nodegraph.runner import NodeRunner
 
 pytestmark = pytest.mark.timeout(90)
@@ -149,3 +162,73 @@ def test_malformed_messages_at_the_command_node_are_skipped(inproc_graph):
         intruder.close("dealer", linger=0)
     assert graph.command.skipped == 4
     assert graph.command.process(0)["sum"] == {"total": 0}
+
+
+def _pck(value) -> str:
+    return "pck__" + base64.b64encode(pickle.dumps(value)).decode()
+
+
+class _Reduces:
+    def __init__(self, target, *args):
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return self.target, self.args
+
+
+def test_only_the_graphs_nodes_count_toward_an_epoch(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    tag = uuid.uuid4().hex[:8]
+    with SocketManager(zmq, green_context, serialization_backend=MessageSerializer()) as intruder:
+        intruder.ensure_and_connect("dealer", zmq.DEALER, graph.command.inbox_address, 0)
+        intruder.ensure_and_bind("outbox", zmq.PUB, f"inproc://intruder-{tag}", 0)
+        identity = {"node_id": "intruder", "outbox": f"inproc://intruder-{tag}", "status": "ready"}
+        intruder.send_safe("dealer", IdentifyMsg(node_id="intruder", value={**identity, "signals": ["total"], "slots": None}))
+        intruder.send_safe("dealer", StatusMsg(node_id="intruder", value="ready"))
+        gevent.sleep(0.3)  # were the command node to follow the identify, it would be linked by now
+        maker = EventMaker("intruder")
+        for epoch in range(3):  # early reports for the epochs about to run, with wrong values
+            forged = EventMsg(node_id="intruder", value=[maker.event("total", epoch, -1)])
+            intruder.send_safe("dealer", forged)  # events do not belong on the inbox at all
+            intruder.publish_safe("outbox", b"event", forged)  # nor on an outbox nobody announced
+        gevent.sleep(0.3)
+        for epoch in range(3):
+            outputs = graph.command.process(epoch)
+            assert set(outputs) == {"counter", "square", "double", "sum"}
+        assert outputs == run_locally(graph.specs, 3)
+        assert f"inproc://intruder-{tag}" not in graph.command.links.connected
+        assert "intruder" not in graph.command.nodes and "intruder" not in graph.command.statuses
+        assert graph.command.intruders >= 2 and graph.command.skipped >= 3
+        intruder.close_all(linger=0)
+
+
+def test_a_hostile_error_pickle_reaches_the_caller_as_a_remote_error_and_runs_nothing(inproc_graph, tmp_path):
+    graph = inproc_graph()
+    graph.command.init()
+    marker = tmp_path / "pwned"
+    error = {"err_type": os.system, "err_args": (f"touch {marker}",), "traceback": "remote"}
+    frame = json.dumps({"type": "error", "node_id": "sum", "value": _pck(error)}).encode()
+    payload = _Reduces(subprocess.Popen, ["touch", str(marker)])
+    event = json.dumps(
+        {
+            "type": "error",
+            "node_id": "sum",
+            "value": _pck({"err_type": ValueError, "err_args": (payload,), "traceback": ""}),
+        }
+    ).encode()
+    with SocketManager(zmq, green_context) as peer:
+        peer.ensure_and_connect("dealer", zmq.DEALER, graph.command.inbox_address, 0)
+        peer.sockets["dealer"].send(frame)
+        with pytest.raises(RemoteNodeError) as caught:
+            graph.command.process(0)
+        assert caught.value.err_type == os.system.__module__ + ".system"
+        assert caught.value.remote_args == (f"touch {marker}",)
+        peer.sockets["dealer"].send(event)
+        with pytest.raises(ValueError) as caught:
+            graph.command.process(1)
+        assert isinstance(caught.value.args[0], RemoteGlobal)
+        assert caught.value.args[0].qualified_name == "subprocess.Popen"
+        peer.close_all(linger=0)
+    assert not marker.exists()
+    assert graph.command.process(2)["sum"] == run_locally(graph.specs, 3)["sum"]
