@@ -184,7 +184,9 @@ def test_only_the_graphs_nodes_count_toward_an_epoch(inproc_graph):
         intruder.ensure_and_connect("dealer", zmq.DEALER, graph.command.inbox_address, 0)
         intruder.ensure_and_bind("outbox", zmq.PUB, f"inproc://intruder-{tag}", 0)
         identity = {"node_id": "intruder", "outbox": f"inproc://intruder-{tag}", "status": "ready"}
-        intruder.send_safe("dealer", IdentifyMsg(node_id="intruder", value={**identity, "signals": ["total"], "slots": None}))
+        intruder.send_safe(
+            "dealer", IdentifyMsg(node_id="intruder", value={**identity, "signals": ["total"], "slots": None})
+        )
         intruder.send_safe("dealer", StatusMsg(node_id="intruder", value="ready"))
         gevent.sleep(0.3)  # were the command node to follow the identify, it would be linked by now
         maker = EventMaker("intruder")
