@@ -62,8 +62,11 @@ log = logging.getLogger("nodegraph.runner")
 ORPHAN_GRACE = 1.0
 #: ZMTP heartbeat on the DEALER, in milliseconds: a frozen command node counts as lost
 HEARTBEAT_IVL, HEARTBEAT_TIMEOUT = 400, 1200
-#: seconds between two identify messages until the first announce arrives
-IDENTIFY_INTERVAL = 0.1
+#: seconds between two identify messages until the first announce arrives (upstream's command
+#: node connects to the outbox again on every identify, so not too often)
+IDENTIFY_INTERVAL = 0.5
+#: the longest single wait of the loop, in seconds (how soon a lost command node is noticed)
+POLL_INTERVAL = 0.1
 #: the largest message accepted from any peer, in bytes
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: epochs whose inputs are kept while incomplete
@@ -176,7 +179,7 @@ class NodeRunner:
                     log.warning("%s lost its command node; leaving", self.node_id)
                     outcome = "orphaned"
                     break
-                ready = self.sockets.engage(timeout=IDENTIFY_INTERVAL * 1000)
+                ready = self.sockets.engage(timeout=POLL_INTERVAL * 1000)
                 if commands in ready:
                     self._drain("commands", self._on_command)
                 peers = self.sockets.sockets.get("peers")
