@@ -109,7 +109,7 @@ def test_upstreams_command_node_drives_our_runners_over_ipc():
         epochs = 20
         for epoch in range(epochs):
             upstream.command.process(Epoch(epoch), None)
-            upstream.wait(lambda: len(upstream.reports[epoch]) == len(nodes), 10, f"epoch {epoch}")
+            upstream.wait(lambda e=epoch: len(upstream.reports[e]) == len(nodes), 10, f"epoch {epoch}")
             asyncio.run_coroutine_threadsafe(
                 upstream.command.epoch_ended(Epoch(epoch)), upstream.command.loop
             )
