@@ -1,6 +1,7 @@
 """The command node: waits for the runners, announces them to each other, and drives them.
 
-Sockets (one SocketManager, served by one greenlet):
+Sockets (one SocketManager; under gevent, served by one greenlet all along; with a
+plain ``zmq.Context``, served while a call waits, or :meth:`CommandNode.pump`):
 
 - ``commands`` PUB, bound: every command, to every runner (``[type, message]``);
 - ``inbox`` ROUTER, bound: identify, status and error messages from the runners;
@@ -23,7 +24,9 @@ from typing import Any, Callable
 
 import gevent
 import gevent.event
+import zmq as plain_zmq
 
+from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
 from agentzero.errors import SocketClosed
 from agentzero.zero import context as green_context
@@ -53,6 +56,7 @@ from examples.nodegraph.runner import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("nodegraph.command")
 COMMAND_ID = "command"
+_POLLIN = int(zmq.POLLIN)
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
 #: completed and pending epochs remembered (late duplicates of older epochs are dropped)
@@ -71,6 +75,9 @@ class CommandNode:
     pub_address, inbox_address : str
         where the commands PUB and the inbox ROUTER bind (loopback tcp on a free
         port by default; ``inproc://`` when the runners live in this process)
+    context : zmq.Context, optional
+        agentzero's green context by default; a plain ``zmq.Context`` (no gevent)
+        is faster when the runners are other processes.
     timeout : float
         the default for every wait, in seconds
     """
@@ -85,8 +92,9 @@ class CommandNode:
     ) -> None:
         self.node_ids = list(node_ids)
         self.timeout = timeout
+        self.green = context is None or isinstance(context, zmq.Context)
         self.sockets = SocketManager(
-            zmq,
+            zmq if self.green else plain_zmq,
             context or green_context,
             serialization_backend=MessageSerializer(),
             max_message_size=MAX_MESSAGE_BYTES,
@@ -111,7 +119,7 @@ class CommandNode:
         self._changed = gevent.event.Event()
         self._running = True
         self.links = self._open_events()
-        self._loop = gevent.spawn(self._serve)
+        self._loop = gevent.spawn(self._serve) if self.green else None
 
     # -- driving the graph -------------------------------------------------------------------
 
@@ -122,13 +130,16 @@ class CommandNode:
 
     def init(self, timeout: float | None = None) -> None:
         """Initialise every node; return once all of them are ready and heard."""
-        if self._initialised:  # a deinit closed the outboxes: link again to the new ones
-            self.links.close()
-            self.links = self._open_events()
-        self._initialised = True
         self._reports.clear()
         self._ended_recently.clear()
         self._broadcast(InitMsg(node_id=COMMAND_ID))
+        if self._initialised:
+            # A deinit closed the outboxes: once every runner bound its own again (it is no longer
+            # stopped), link to them afresh (an inproc link does not come back by itself).
+            self._wait(lambda: not self._any(NodeStatus.stopped), timeout, "nodes to initialise")
+            self.links.close()
+            self.links = self._open_events()
+        self._initialised = True
         ready = lambda: self._all(NodeStatus.ready) and self._all_linked()  # noqa: E731
         self._wait(ready, timeout, "nodes to become ready", self._announce)
 
@@ -201,8 +212,9 @@ class CommandNode:
             except TimeoutError:
                 log.warning("not every runner confirmed it closed")
         self._running = False
-        self._loop.join(timeout=1)
-        self._loop.kill()
+        if self._loop is not None:
+            self._loop.join(timeout=1)
+            self._loop.kill()
         self.links.close()
         self.sockets.close_all(linger=0)
 
@@ -215,6 +227,9 @@ class CommandNode:
         for identity in self.nodes.values():
             links.connect(identity["outbox"])
         return links
+
+    def _any(self, status: NodeStatus) -> bool:
+        return any(self.statuses.get(node) == status.value for node in self.node_ids)
 
     def _all(self, status: NodeStatus) -> bool:
         return all(self.statuses.get(node) == status.value for node in self.node_ids)
@@ -253,33 +268,50 @@ class CommandNode:
                 raise TimeoutError(f"timed out after {seconds} s waiting for {what}")
             if every is not None and now - self._last_announce >= REANNOUNCE_INTERVAL:
                 every()
+            if not self.green:
+                self._pump(min(deadline - now, REANNOUNCE_INTERVAL))
+                continue
             self._changed.clear()
             if not done() and not self._errors:
                 self._changed.wait(min(deadline - now, REANNOUNCE_INTERVAL))
 
+    def pump(self, seconds: float) -> None:
+        """Handle what the runners send for ``seconds`` (a green command node does it all along)."""
+        if self.green:
+            gevent.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self._pump(remaining)
+
     def _serve(self) -> None:
-        inbox = self.sockets.sockets["inbox"]
         while self._running:
-            try:
-                ready = self.sockets.engage(timeout=200)
-            except SocketClosed:
-                continue  # init() replaced the events socket while we polled it
-            if inbox in ready:
-                self._drain(inbox, self._on_inbox)
-            events = self.sockets.sockets.get("events")
-            if events is not None and events in ready:
-                self._drain(events, self._on_events)
-            if self.links.monitor in ready:
-                self.links.drain()
-            if ready:
+            if self._pump(0.2):
                 self._changed.set()
 
+    def _pump(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for messages and handle all that arrived; ``True`` if any did."""
+        try:
+            ready = self.sockets.engage(timeout=max(seconds, 0) * 1000)
+        except SocketClosed:
+            return False  # init() replaced the events socket while we polled it
+        inbox = self.sockets.sockets["inbox"]
+        if inbox in ready:
+            self._drain(inbox, self._on_inbox)
+        events = self.sockets.sockets.get("events")
+        if events is not None and events in ready:
+            self._drain(events, self._on_events)
+        if self.links.monitor in ready:
+            self.links.drain()
+        return bool(ready)
+
     def _drain(self, socket: Any, handler: Callable[[Message], None]) -> None:
+        # EVENTS before each recv: draining costs no zmq.Again exception (hot path)
         for _ in range(512):
+            if not socket_events(socket) & _POLLIN:
+                return
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
             except zmq.ZMQError as error:  # e.g. larger than MAX_MESSAGE_BYTES, or closed
                 self.skipped += 1
                 log.warning("skipped a message: %s", error)

@@ -52,7 +52,9 @@ class Links:
         self.lost_at: float | None = None
         address = f"inproc://monitor-{name}-{uuid.uuid4().hex}"
         manager.sockets[name].monitor(address, _EVENTS)
-        self.monitor = manager.ensure_and_connect(self.monitor_name, manager.zmq.PAIR, address, _zmq.POLLIN)
+        self.monitor: Any = manager.ensure_and_connect(
+            self.monitor_name, manager.zmq.PAIR, address, _zmq.POLLIN
+        )
 
     def connect(self, address: str, polling_mechanism: int = _zmq.POLLIN) -> None:
         """Connect the watched socket to ``address``."""
@@ -65,9 +67,22 @@ class Links:
         """Whether every one of ``addresses`` is linked."""
         return all(address in self.up for address in addresses)
 
+    def stop_watching(self) -> None:
+        """Close the monitor (one socket less to poll); :attr:`up` stays as it was."""
+        if self.monitor is None:
+            return
+        socket = self.manager.sockets.get(self.name)
+        if socket is not None:
+            try:
+                socket.disable_monitor()
+            except _zmq.ZMQError:
+                pass
+        self.manager.close(self.monitor_name, linger=0)
+        self.monitor = None
+
     def drain(self) -> None:
         """Read every pending monitor event."""
-        while True:
+        while self.monitor is not None:
             try:
                 frames = self.monitor.recv_multipart(_zmq.NOBLOCK)
             except _zmq.Again:
@@ -87,11 +102,5 @@ class Links:
 
     def close(self) -> None:
         """Close the monitor and the watched socket (linger 0)."""
-        socket = self.manager.sockets.get(self.name)
-        if socket is not None:
-            try:
-                socket.disable_monitor()
-            except _zmq.ZMQError:
-                pass
-        self.manager.close(self.monitor_name, linger=0)
+        self.stop_watching()
         self.manager.close(self.name, linger=0)

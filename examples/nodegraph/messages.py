@@ -100,6 +100,9 @@ class MetaSignal(str, Enum):
     """The value of a signal that emitted nothing in an epoch."""
 
 
+_NO_EVENT = MetaSignal.NoEvent.value
+
+
 class MalformedMessage(ValueError):
     """Frames that are not a message of this protocol; the text says why."""
 
@@ -165,7 +168,7 @@ def _value_from_wire(value: Any, info: ValidationInfo) -> Any:
     if type(value) is str:
         if value.startswith(pickles.PREFIX) and info.mode == "json":
             return pickles.decode(value)
-        if value == MetaSignal.NoEvent.value:
+        if value == _NO_EVENT:
             return MetaSignal.NoEvent
     return value
 
@@ -334,70 +337,70 @@ class ProcessValue(TypedDict):
 class AnnounceMsg(Message):
     """Command node 'announces' identities of other peers and the events they emit."""
 
-    type_: Literal[MessageType.announce] = Field(MessageType.announce, alias="type")
+    type_: Literal["announce"] = Field("announce", alias="type")
     value: AnnounceValue
 
 
 class IdentifyMsg(Message):
     """A node sends its configuration to the command node on initialization."""
 
-    type_: Literal[MessageType.identify] = Field(MessageType.identify, alias="type")
+    type_: Literal["identify"] = Field("identify", alias="type")
     value: IdentifyValue
 
 
 class PingMsg(Message):
     """Request other nodes to identify themselves and report their status."""
 
-    type_: Literal[MessageType.ping] = Field(MessageType.ping, alias="type")
+    type_: Literal["ping"] = Field("ping", alias="type")
     value: None = None
 
 
 class ProcessMsg(Message):
     """Process a single iteration of the graph."""
 
-    type_: Literal[MessageType.process] = Field(MessageType.process, alias="type")
+    type_: Literal["process"] = Field("process", alias="type")
     value: ProcessValue
 
 
 class InitMsg(Message):
     """Initialize nodes within node runners."""
 
-    type_: Literal[MessageType.init] = Field(MessageType.init, alias="type")
+    type_: Literal["init"] = Field("init", alias="type")
     value: None = None
 
 
 class DeinitMsg(Message):
     """Deinitializes nodes within node runners."""
 
-    type_: Literal[MessageType.deinit] = Field(MessageType.deinit, alias="type")
+    type_: Literal["deinit"] = Field("deinit", alias="type")
     value: None = None
 
 
 class StartMsg(Message):
     """Start free-running nodes (for ``value`` epochs, or until stopped)."""
 
-    type_: Literal[MessageType.start] = Field(MessageType.start, alias="type")
+    type_: Literal["start"] = Field("start", alias="type")
     value: Optional[int] = None
 
 
 class StatusMsg(Message):
     """Node updating its current status."""
 
-    type_: Literal[MessageType.status] = Field(MessageType.status, alias="type")
+    type_: Literal["status"] = Field("status", alias="type")
     value: NodeStatus
 
 
 class StopMsg(Message):
     """Stop processing."""
 
-    type_: Literal[MessageType.stop] = Field(MessageType.stop, alias="type")
+    type_: Literal["stop"] = Field("stop", alias="type")
     value: None = None
 
 
 class ErrorMsg(Message):
     """An error occurred in one of the processing nodes."""
 
-    type_: Literal[MessageType.error] = Field(MessageType.error, alias="type")
+    type_: Literal["error"] = Field("error", alias="type")
     value: Annotated[
         dict, BeforeValidator(_error_from_wire), PlainSerializer(_error_to_wire, when_used="json")
     ]
@@ -467,19 +470,19 @@ def _plain(value: Any) -> Any:
 class EpochEndedMsg(Message):
     """Command node is signaling that an epoch has been completed to all nodes."""
 
-    type_: Literal[MessageType.epoch_ended] = Field(MessageType.epoch_ended, alias="type")
+    type_: Literal["epoch_ended"] = Field("epoch_ended", alias="type")
     value: Epoch
 
 
 class EventMsg(Message):
     """Events a node emitted (on its outbox)."""
 
-    type_: Literal[MessageType.event] = Field(MessageType.event, alias="type")
+    type_: Literal["event"] = Field("event", alias="type")
     value: list[EventItem]
 
 
 _CLASSES = {
-    cls.model_fields["type_"].default.value: cls
+    cls.model_fields["type_"].default: cls
     for cls in (
         AnnounceMsg,
         IdentifyMsg,

@@ -28,8 +28,9 @@ from typing import Any, Callable
 
 import zmq as plain_zmq
 
+from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError, SerializationError
+from agentzero.errors import SerializationError
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq as green_zmq
 from examples.nodegraph.graph import NodeSpec
@@ -44,6 +45,7 @@ from examples.nodegraph.messages import (
     EventMsg,
     IdentifyMsg,
     InitMsg,
+    MalformedMessage,
     Message,
     MessageSerializer,
     MetaSignal,
@@ -73,7 +75,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_PENDING_EPOCHS = 1024
 EVENT_TOPIC = b"event"
 #: the commands a node fed by other nodes subscribes to
-DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
+DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop", "epoch_ended")
+_POLLIN, _NOBLOCK = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK)
 
 
 class NodeRunner:
@@ -115,8 +118,8 @@ class NodeRunner:
             max_message_size=MAX_MESSAGE_BYTES,
         )
         self.sockets.ensure_and_connect("commands", self.zmq.SUB, command_pub, self.zmq.POLLIN)
-        # A node fed by others needs neither process nor epoch_ended: PUB-side filtering spares it
-        # two parses per epoch (upstream's command node uses the message type as the topic too).
+        # A node fed by others has no use for process: PUB-side filtering spares it a parse per
+        # epoch (upstream's command node uses the message type as the topic too).
         for topic in ("",) if not spec.slots else DEPENDENT_TOPICS:
             self.sockets.set_topic("commands", topic)
         self.sockets.create("command", self.zmq.DEALER)
@@ -201,16 +204,31 @@ class NodeRunner:
         return outcome
 
     def _drain(self, name: str, handler: Callable[[Message], None]) -> None:
+        # Hot path: raw frames, and EVENTS checked before each recv, so that draining costs no
+        # zmq.Again exception; an epoch_ended nobody free-runs on is not even parsed.
+        socket = self.sockets.sockets[name]
         for _ in range(256):
+            if not socket_events(socket) & _POLLIN:
+                return
             try:
-                event = self.sockets.recv_event_safe(name, timeout=0)
-            except DeserializationError as error:
+                frames = socket.recv_multipart(_NOBLOCK)
+            except plain_zmq.ZMQError as error:  # larger than MAX_MESSAGE_BYTES, or gone
+                self.skipped += 1
+                log.warning("%s skipped a message on %s: %s", self.node_id, name, error)
+                return
+            if len(frames) != 2:
+                self.skipped += 1
+                log.warning("%s skipped a %d-frame message on %s", self.node_id, len(frames), name)
+                continue
+            if frames[0] == b"epoch_ended" and not self._free_running:
+                continue
+            try:
+                message = Message.from_bytes(frames)
+            except MalformedMessage as error:
                 self.skipped += 1
                 log.warning("%s skipped a malformed message on %s: %.200s", self.node_id, name, error)
                 continue
-            if event is None:
-                return
-            handler(event.data)
+            handler(message)
 
     def _say(self, message: Message) -> None:
         if "command" in self.sockets.sockets:
@@ -282,6 +300,7 @@ class NodeRunner:
         if self.status != NodeStatus.waiting or not self._announced:
             return
         if self.peer_link is not None and self.peer_link.linked(self._peers.values()):
+            self.peer_link.stop_watching()  # linked for good: a PUB's subscribers reconnect by themselves
             self._set_status(NodeStatus.ready)
 
     def _on_deinit(self) -> None:
@@ -319,11 +338,12 @@ class NodeRunner:
             self._compute(self._next_epoch)
 
     def _on_epoch_ended(self, epoch: Any) -> None:
-        # only sources hear this: they pace themselves on the end of the epoch they started
-        if not self._free_running or epoch != self._in_flight:
+        if not self._free_running:
             return
-        if not self._counted_free_run():
-            self._in_flight = root_epoch(epoch) + 1
+        if self.spec.slots:
+            self._counted_free_run()
+        elif epoch == self._in_flight and not self._counted_free_run():
+            self._in_flight = root_epoch(epoch) + 1  # a source paces itself on the epoch it started
             self._compute(self._in_flight)
 
     def _counted_free_run(self) -> bool:
@@ -384,5 +404,3 @@ class NodeRunner:
             self.sockets.publish_safe("outbox", EVENT_TOPIC, message)
         except SerializationError as error:
             self._say(ErrorMsg.from_exception(self.node_id, TypeError(f"cannot send the outputs: {error}")))
-        if self._free_running and self.spec.slots:
-            self._counted_free_run()  # a node fed by others counts the epochs it computed
