@@ -159,7 +159,7 @@ class CommandNode:
         return self._completed.pop(epoch)
 
     def start(self, epochs: int | None = None, timeout: float | None = None) -> int:
-        """Free-run the nodes: for ``epochs`` epochs (waits for them), or until :meth:`stop`.
+        """Free-run the nodes: for ``epochs`` epochs (waits for them, then stops), or until :meth:`stop`.
 
         Returns
         -------
@@ -178,9 +178,9 @@ class CommandNode:
         if epochs is None:
             return 0
         self._wait(lambda: len(self.epochs_ended) - before >= epochs, timeout, f"{epochs} free-run epochs")
-        self._wait(lambda: self._all(NodeStatus.ready), timeout, "nodes to leave free-run")
-        self._completed.clear()
-        return len(self.epochs_ended) - before
+        ended = len(self.epochs_ended) - before
+        self.stop(timeout)  # sources stopped by themselves; the nodes they feed run until told
+        return ended
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop free-running; return once every node is ready again."""

@@ -75,7 +75,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_PENDING_EPOCHS = 1024
 EVENT_TOPIC = b"event"
 #: the commands a node fed by other nodes subscribes to
-DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop", "epoch_ended")
+DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
 _POLLIN, _NOBLOCK = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK)
 
 
@@ -118,8 +118,9 @@ class NodeRunner:
             max_message_size=MAX_MESSAGE_BYTES,
         )
         self.sockets.ensure_and_connect("commands", self.zmq.SUB, command_pub, self.zmq.POLLIN)
-        # A node fed by others has no use for process: PUB-side filtering spares it a parse per
-        # epoch (upstream's command node uses the message type as the topic too).
+        # A node fed by others has no use for process nor epoch_ended (it runs when its inputs
+        # arrive, and free-runs until stop): PUB-side filtering spares it two wake-ups per epoch.
+        # Upstream's command node uses the message type as the topic too.
         for topic in ("",) if not spec.slots else DEPENDENT_TOPICS:
             self.sockets.set_topic("commands", topic)
         self.sockets.create("command", self.zmq.DEALER)
@@ -338,23 +339,17 @@ class NodeRunner:
             self._compute(self._next_epoch)
 
     def _on_epoch_ended(self, epoch: Any) -> None:
-        if not self._free_running:
+        # only sources hear this: they pace themselves on the end of the epoch they started
+        if not self._free_running or epoch != self._in_flight:
             return
-        if self.spec.slots:
-            self._counted_free_run()
-        elif epoch == self._in_flight and not self._counted_free_run():
-            self._in_flight = root_epoch(epoch) + 1  # a source paces itself on the epoch it started
-            self._compute(self._in_flight)
-
-    def _counted_free_run(self) -> bool:
-        """Count one free-run epoch done; ``True`` (and back to ready) when it was the last."""
         if self._free_run_left is not None:
             self._free_run_left -= 1
             if self._free_run_left <= 0:
                 self._free_running = False
                 self._set_status(NodeStatus.ready)
-                return True
-        return False
+                return
+        self._in_flight = root_epoch(epoch) + 1
+        self._compute(self._in_flight)
 
     # -- events between nodes --------------------------------------------------------------------
 
