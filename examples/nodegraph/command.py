@@ -31,6 +31,7 @@ from agentzero.core import SocketManager
 from agentzero.errors import SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
+from examples.nodegraph.frames import command_frame
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
@@ -51,6 +52,8 @@ from examples.nodegraph.messages import (
     StartMsg,
     StatusMsg,
     StopMsg,
+    now,
+    parse_epoch,
 )
 from examples.nodegraph.runner import MAX_MESSAGE_BYTES
 
@@ -154,7 +157,9 @@ class CommandNode:
             when the epoch did not complete in time.
         """
         self._ended_recently.pop(epoch, None)  # asked for again: its reports count again
-        self._broadcast(ProcessMsg(node_id=COMMAND_ID, value={"epoch": epoch, "input": input or None}))
+        value = {"epoch": parse_epoch(epoch), "input": input or None}
+        frame = None if input else command_frame("process", COMMAND_ID, value, now())
+        self._broadcast(frame or ProcessMsg(node_id=COMMAND_ID, value=value), "process")
         self._wait(lambda: epoch in self._completed, timeout, f"epoch {epoch} to complete")
         return self._completed.pop(epoch)
 
@@ -239,8 +244,8 @@ class CommandNode:
             self.nodes[node]["outbox"] for node in self.node_ids
         )
 
-    def _broadcast(self, message: Message) -> None:
-        self.sockets.publish_safe("commands", message.type_, message)
+    def _broadcast(self, message: Message | bytes, kind: str | None = None) -> None:
+        self.sockets.publish_safe("commands", kind or message.type_, message)  # type: ignore[union-attr]
 
     def _announce(self) -> None:
         self._last_announce = time.monotonic()
@@ -392,4 +397,5 @@ class CommandNode:
             if len(memory) > EPOCH_MEMORY:
                 memory.popitem(last=False)
         self.epochs_ended.append(epoch)
-        self._broadcast(EpochEndedMsg(node_id=COMMAND_ID, value=epoch))
+        frame = command_frame("epoch_ended", COMMAND_ID, epoch, now())
+        self._broadcast(frame or EpochEndedMsg(node_id=COMMAND_ID, value=epoch), "epoch_ended")

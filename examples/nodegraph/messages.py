@@ -58,7 +58,7 @@ from typing_extensions import Annotated, TypedDict
 
 from agentzero.errors import DeserializationError, SerializationError
 from agentzero.serializers import BaseSerializer
-from examples.nodegraph import pickles
+from examples.nodegraph import frames, pickles
 from examples.nodegraph.pickles import RemoteGlobal
 
 
@@ -188,6 +188,11 @@ Value = Annotated[Any, BeforeValidator(_value_from_wire), WrapSerializer(_value_
 Timestamp = Annotated[datetime.datetime, PlainSerializer(lambda moment: moment.isoformat(), when_used="json")]
 
 
+def now() -> datetime.datetime:
+    """The current time in UTC, as the messages stamp it."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -238,6 +243,30 @@ class EventMaker:
             epoch=epoch,
             value=value,
         )
+
+    def frame(self, epoch: Union[int, tuple], outputs: list[tuple[str, Any]]) -> bytes:
+        """The bytes of the ``event`` message for ``(signal, value)`` outputs in ``epoch``.
+
+        Raises
+        ------
+        TypeError
+            when a value is neither JSON nor built of built-in types.
+        """
+        now = _now()
+        items = [(self._prefix ^ next(self._sequence), signal, value) for signal, value in outputs]
+        fast = frames.event_frame(self.node_id, epoch, items, now)
+        if fast is not None:
+            return fast
+        events = [
+            Event.model_construct(
+                id=event_id, timestamp=now, node_id=self.node_id, signal=signal, epoch=epoch, value=value
+            )
+            for event_id, signal, value in items
+        ]
+        try:
+            return EventMsg(node_id=self.node_id, timestamp=now, value=events).to_bytes()
+        except PydanticSerializationError as error:
+            raise TypeError(f"cannot send the outputs: {error}") from None
 
     def meta(self, signal: MetaEventType, epoch: Union[int, tuple], value: Any = None) -> MetaEvent:
         return MetaEvent.model_construct(
@@ -518,7 +547,9 @@ class MessageSerializer(BaseSerializer):
 
     binary = True  # unpack() takes the frame's bytes
 
-    def pack(self, data: Message) -> bytes:
+    def pack(self, data: Message | bytes) -> bytes:
+        if type(data) is bytes:
+            return data  # a frame this module already wrote (see examples.nodegraph.frames)
         try:
             return data.to_bytes()
         except (AttributeError, ValueError, TypeError, PydanticSerializationError) as error:

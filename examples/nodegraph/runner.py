@@ -30,7 +30,6 @@ import zmq as plain_zmq
 
 from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
-from agentzero.errors import SerializationError
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq as green_zmq
 from examples.nodegraph.graph import NodeSpec
@@ -388,14 +387,11 @@ class NodeRunner:
             except Exception as error:
                 self._say(ErrorMsg.from_exception(self.node_id, error))
                 return
-        make = self.events.event
-        message = EventMsg(
-            node_id=self.node_id,
-            value=[
-                make(signal, epoch, outputs.get(signal, MetaSignal.NoEvent)) for signal in self.spec.signals
-            ],
-        )
         try:
-            self.sockets.publish_safe("outbox", EVENT_TOPIC, message)
-        except SerializationError as error:
-            self._say(ErrorMsg.from_exception(self.node_id, TypeError(f"cannot send the outputs: {error}")))
+            frame = self.events.frame(
+                epoch, [(signal, outputs.get(signal, MetaSignal.NoEvent)) for signal in self.spec.signals]
+            )
+        except TypeError as error:
+            self._say(ErrorMsg.from_exception(self.node_id, error))
+            return
+        self.sockets.publish_safe("outbox", EVENT_TOPIC, frame)
