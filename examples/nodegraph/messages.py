@@ -174,8 +174,13 @@ def _value_from_wire(value: Any, info: ValidationInfo) -> Any:
 
 
 def _value_to_wire(value: Any, handler: Any) -> Any:
-    if type(value) is str and value.startswith(pickles.PREFIX):
-        return pickles.encode(value)  # sent raw, it would be decoded as a pickle on arrival
+    if type(value) is str:
+        if value.startswith(pickles.PREFIX):
+            return pickles.encode(value)  # sent raw, it would be decoded as a pickle on arrival
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return pickles.encode(value)  # a lone surrogate: JSON text cannot carry it
     if hasattr(value, "__next__") and not hasattr(value, "__len__"):
         raise pickles.NotBuiltinValue("an event value", value)
     try:
