@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import shutil
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # noob warns when XDG_RUNTIME_DIR is unset
     pytest.importorskip("noob.runner.zmq", reason="noob[zmq] 1002 is not installed (it needs Python >= 3.11)")
+    from noob.config import config
     from noob.network.message import DeinitMsg, InitMsg, MessageType
     from noob.runner.zmq.command import CommandNode as UpstreamCommandNode
     from noob_core import Epoch
@@ -76,6 +78,7 @@ class Upstream:
     def stop(self) -> None:
         self.command.deinit()
         self.thread.join(5)
+        shutil.rmtree(config.tmp_dir / self.command.runner_id, ignore_errors=True)
 
 
 def test_upstreams_command_node_drives_our_runners_over_ipc():
@@ -129,3 +132,4 @@ def test_upstreams_command_node_drives_our_runners_over_ipc():
     finally:
         stop_processes(runners, timeout=5)
         upstream.stop()
+        shutil.rmtree(outboxes, ignore_errors=True)
