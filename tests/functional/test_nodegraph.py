@@ -19,11 +19,13 @@ from examples.nodegraph.__main__ import run_graph
 from examples.nodegraph.command import CommandNode, RemoteNodeError
 from examples.nodegraph.graph import GRAPHS, run_locally
 from examples.nodegraph.messages import (
+    AnnounceMsg,
     EventMaker,
     EventMsg,
     IdentifyMsg,
     MessageSerializer,
     NodeStatus,
+    StartMsg,
     StatusMsg,
 )
 from examples.nodegraph.pickles import RemoteGlobal
@@ -234,3 +236,41 @@ def test_a_hostile_error_pickle_reaches_the_caller_as_a_remote_error_and_runs_no
         peer.close_all(linger=0)
     assert not marker.exists()
     assert graph.command.process(2)["sum"] == run_locally(graph.specs, 3)["sum"]
+
+
+def test_hostile_commands_and_peer_events_never_stop_a_runner(inproc_graph):
+    graph = inproc_graph()
+    graph.command.init()
+    commands = graph.command.sockets.sockets["commands"]  # what any publisher there could send
+    bad_outbox = {"node_id": "counter", "outbox": "carrier-pigeon://x", "status": "ready"}
+    for frames in (
+        [b"ping", b"\xff not json"],
+        [b"ping", b'{"type": "ping", "node_id": "\\ud800"}'],
+        [b"ping", b"[" * 10000 + b"]" * 10000],
+        [b"one frame only"],
+        [b"three", b"frames", b"here"],
+        [b"start", StartMsg(node_id="command", value=-5).to_bytes()],
+        [b"process", b'{"type": "process", "node_id": "command", "value": {"epoch": Infinity}}'],
+        [
+            b"event",
+            EventMsg(node_id="counter", value=[EventMaker("counter").event("count", 0, 666)]).to_bytes(),
+        ],
+        [
+            b"announce",
+            AnnounceMsg(
+                node_id="command",
+                value={"inbox": "x", "nodes": {"counter": {**bad_outbox, "signals": None, "slots": None}}},
+            ).to_bytes(),
+        ],
+    ):
+        commands.send_multipart(frames)
+    # and on the outboxes: a forged item (square reporting for counter) reaches sum
+    forged = EventMsg(node_id="square", value=[EventMaker("counter").event("count", 0, 666)])
+    graph.runners["square"].sockets.publish_safe("outbox", b"event", forged)
+    gevent.sleep(0.3)
+    assert all(runner.status == NodeStatus.ready for runner in graph.runners.values())
+    assert graph.runners["sum"].skipped >= 1
+    assert sum(runner.skipped for runner in graph.runners.values()) >= 4 * 4
+    for epoch in range(3):
+        outputs = graph.command.process(epoch)
+    assert outputs == run_locally(graph.specs, 3)
