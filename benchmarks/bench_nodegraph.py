@@ -9,6 +9,9 @@ the coordination overhead. "raw pyzmq" is the floor: the same four processes
 and sockets (command PUB, outbox PUBs, SUBs) passing a few bytes per hop with
 plain pyzmq, no protocol, no JSON, no agentzero. The last line is the stepped
 demo rate.
+
+Each figure is the best of ``--rounds`` runs (3 by default), raw and ours
+taking turns, so that a burst of load on a shared machine skews the ratio less.
 """
 
 from __future__ import annotations
@@ -120,23 +123,26 @@ def raw_rate(epochs: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--raw-node", nargs=3, metavar=("NODE", "PUB", "REPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_node:
         raw_node(*args.raw_node)
         return 0
-    floor = raw_rate(args.epochs)
+    floor = 0.0
+    rates: dict[tuple[str, str], float] = {}
+    for _ in range(args.rounds):
+        floor = max(floor, raw_rate(args.epochs))
+        for graph in ("demo", "noop"):
+            for free_run in (False, True):
+                _, rate = run_graph(graph, args.epochs, free_run=free_run)
+                key = (graph, "free-run" if free_run else "stepped")
+                rates[key] = max(rates.get(key, 0.0), rate)
+    print(f"  best of {args.rounds} rounds of {args.epochs} epochs, every node its own process")
     print(f"  raw pyzmq stepped {floor:7.0f} epochs/s  {1000 / floor:6.2f} ms/epoch  (the floor)")
-    rates = {}
-    for graph in ("demo", "noop"):
-        for free_run in (False, True):
-            _, rate = run_graph(graph, args.epochs, free_run=free_run)
-            mode = "free-run" if free_run else "stepped"
-            rates[graph, mode] = rate
-            print(
-                f"  {graph:5s} {mode:9s} {rate:7.0f} epochs/s  {1000 / rate:6.2f} ms/epoch"
-                f"  {rate / floor:5.2f}x raw"
-            )
+    for (graph, mode), rate in rates.items():
+        ratio = rate / floor
+        print(f"  {graph:5s} {mode:9s} {rate:7.0f} epochs/s  {1000 / rate:6.2f} ms/epoch  {ratio:5.2f}x raw")
     for mode in ("stepped", "free-run"):
         ratio = rates["demo", mode] / rates["noop", mode]
         print(
