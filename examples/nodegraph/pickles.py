@@ -33,10 +33,11 @@ When *sending*, :func:`encode` pickles only values made of built-in types
 ``pickle.loads`` imports nothing of ours either.
 
 >>> import pickle, base64, os
->>> hostile = "pck__" + base64.b64encode(pickle.dumps(os.system)).decode()
->>> decoded = decode(hostile)
->>> type(decoded).__name__, decoded.qualified_name in ("posix.system", "nt.system")
-('system', True)
+>>> class Hostile:
+...     def __reduce__(self):
+...         return os.system, ("echo pwned",)
+>>> decode("pck__" + base64.b64encode(pickle.dumps(Hostile())).decode())
+<remote posix.system('echo pwned',)>
 >>> decode(encode({1, 2}))
 {1, 2}
 """
