@@ -127,12 +127,43 @@ class CommandNode:
     # -- driving the graph -------------------------------------------------------------------
 
     def wait_for_nodes(self, timeout: float | None = None) -> dict[str, dict[str, Any]]:
-        """Wait until every node identified and its outbox is linked; return their identities."""
+        """Wait until every node identified and its outbox is linked.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Returns
+        -------
+        dict
+            each node's identity (``IdentifyValue``), by node id.
+
+        Raises
+        ------
+        TimeoutError
+            when that did not happen in time.
+        Exception
+            an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
+        """
         self._wait(self._all_linked, timeout, "nodes to identify", self._announce)
         return {node: self.nodes[node] for node in self.node_ids}
 
     def init(self, timeout: float | None = None) -> None:
-        """Initialise every node; return once all of them are ready and heard."""
+        """Initialise every node; return once all of them are ready and heard.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Raises
+        ------
+        TimeoutError
+            when that did not happen in time.
+        Exception
+            an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
+        """
         self._reports.clear()
         self._ended_recently.clear()
         self._broadcast(InitMsg(node_id=COMMAND_ID))
@@ -147,10 +178,26 @@ class CommandNode:
         self._wait(ready, timeout, "nodes to become ready", self._announce)
 
     def process(self, epoch: Any, input: dict | None = None, timeout: float | None = None) -> dict:
-        """Process one epoch; return each node's outputs for it (``{node: {signal: value}}``).
+        """Process one epoch and wait for every node of the graph to report on it.
+
+        Parameters
+        ----------
+        epoch : int or list
+            the epoch: an int, or a sub-epoch path ``[root, [node, index], ...]``
+        input : dict, optional
+            process-scoped input for the sources
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Returns
+        -------
+        dict
+            each node's outputs for the epoch: ``{node: {signal: value}}``.
 
         Raises
         ------
+        ValueError
+            when ``epoch`` is not an epoch.
         Exception
             the exception a node raised, rebuilt (``node_id`` and ``remote_traceback`` set).
         TimeoutError
@@ -165,6 +212,13 @@ class CommandNode:
 
     def start(self, epochs: int | None = None, timeout: float | None = None) -> int:
         """Free-run the nodes: for ``epochs`` epochs (waits for them, then stops), or until :meth:`stop`.
+
+        Parameters
+        ----------
+        epochs : int, optional
+            how many epochs the sources run; ``None``: until :meth:`stop`
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
 
         Returns
         -------
@@ -188,20 +242,64 @@ class CommandNode:
         return ended
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop free-running; return once every node is ready again."""
+        """Stop free-running; return once every node is ready again.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Raises
+        ------
+        TimeoutError
+            when that did not happen in time.
+        Exception
+            an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
+        """
         self._broadcast(StopMsg(node_id=COMMAND_ID))
         self._wait(lambda: self._all(NodeStatus.ready), timeout, "nodes to stop")
         self._completed.clear()
 
     def ping(self, timeout: float | None = None) -> dict[str, str]:
-        """Ask every node to identify itself again; return their statuses."""
+        """Ask every node to identify itself again.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Returns
+        -------
+        dict
+            each node's status, by node id.
+
+        Raises
+        ------
+        TimeoutError
+            when that did not happen in time.
+        Exception
+            an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
+        """
         self.statuses.clear()
         self._broadcast(PingMsg(node_id=COMMAND_ID))
         self._wait(lambda: all(node in self.statuses for node in self.node_ids), timeout, "ping answers")
         return dict(self.statuses)
 
     def deinit(self, timeout: float | None = None) -> None:
-        """Deinitialise every node; return once all of them are stopped."""
+        """Deinitialise every node; return once all of them are stopped.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            seconds to wait; the node's default ``timeout`` when omitted
+
+        Raises
+        ------
+        TimeoutError
+            when that did not happen in time.
+        Exception
+            an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
+        """
         self._broadcast(DeinitMsg(node_id=COMMAND_ID))
         self._wait(lambda: self._all(NodeStatus.stopped), timeout, "nodes to stop")
 
@@ -209,6 +307,11 @@ class CommandNode:
         """Tell stopped runners to go away, then close this node's sockets.
 
         Runners that are not stopped leave by themselves once the command node is gone.
+
+        Parameters
+        ----------
+        timeout : float
+            seconds to wait for stopped runners to confirm they closed
         """
         if self._all(NodeStatus.stopped):
             self._broadcast(StopMsg(node_id=COMMAND_ID))
