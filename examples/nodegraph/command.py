@@ -348,6 +348,7 @@ class CommandNode:
         )
 
     def _broadcast(self, message: Message | bytes, kind: str | None = None) -> None:
+        socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
         self.sockets.publish_safe("commands", kind or message.type_, message)  # type: ignore[union-attr]
 
     def _announce(self) -> None:

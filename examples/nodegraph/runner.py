@@ -394,4 +394,8 @@ class NodeRunner:
         except TypeError as error:
             self._say(ErrorMsg.from_exception(self.node_id, error))
             return
+        # libzmq attaches a new subscriber when the PUB next processes its commands, which a send
+        # may skip for up to a millisecond; asking for EVENTS processes them at once, so an event
+        # sent right after a dependent linked reaches it.
+        socket_events(self.sockets.sockets["outbox"])
         self.sockets.publish_safe("outbox", EVENT_TOPIC, frame)
