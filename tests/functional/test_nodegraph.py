@@ -135,6 +135,10 @@ def test_a_node_exception_reaches_the_caller_with_node_id_and_traceback(inproc_g
     assert custom.value.node_id == "fragile"
     assert custom.value.err_type == "examples.nodegraph.graph.GraphError"
     assert "GraphError: ('a graph-specific failure', 5)" in custom.value.remote_traceback
+    graph.command.process(6)
+    with pytest.raises(TypeError, match="only built-in types are pickled") as unsendable:
+        graph.command.process(7)  # an output that is neither JSON nor built-in is refused, not pickled
+    assert unsendable.value.node_id == "fragile"
 
 
 def test_deinit_leaves_every_runner_stopped_with_its_sockets_closed(inproc_graph):
