@@ -119,6 +119,7 @@ class CommandNode:
         self._errors: collections.deque[ErrorMsg] = collections.deque()
         self._last_announce = 0.0
         self._initialised = False
+        self._relink = False
         self._changed = gevent.event.Event()
         self._running = True
         self.links = self._open_events()
@@ -171,8 +172,10 @@ class CommandNode:
             # A deinit closed the outboxes: once every runner bound its own again (it is no longer
             # stopped), link to them afresh (an inproc link does not come back by itself).
             self._wait(lambda: not self._any(NodeStatus.stopped), timeout, "nodes to initialise")
-            self.links.close()
-            self.links = self._open_events()
+            self._relink = True
+            if not self.green:
+                self._reopen_events()
+            self._wait(lambda: not self._relink, timeout, "the events socket to reopen")
         self._initialised = True
         ready = lambda: self._all(NodeStatus.ready) and self._all_linked()  # noqa: E731
         self._wait(ready, timeout, "nodes to become ready", self._announce)
@@ -395,8 +398,16 @@ class CommandNode:
 
     def _serve(self) -> None:
         while self._running:
-            if self._pump(0.2):
+            if self._relink:  # sockets are closed only here, never under this greenlet's poll
+                self._reopen_events()
+            if self._pump(0.1):
                 self._changed.set()
+
+    def _reopen_events(self) -> None:
+        self.links.close()
+        self.links = self._open_events()
+        self._relink = False
+        self._changed.set()
 
     def _pump(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for messages and handle all that arrived; ``True`` if any did."""

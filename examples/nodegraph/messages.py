@@ -44,10 +44,8 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     PlainSerializer,
-    Tag,
     TypeAdapter,
     ValidationError,
 )
@@ -451,16 +449,9 @@ _CLASSES = {
 }
 
 
-def _message_kind(raw: Any) -> str:
-    kind = raw.get("type") if isinstance(raw, dict) else getattr(raw, "type_", None)
-    return kind if kind in _CLASSES else "unknown"
-
-
+# the type field picks the class, in pydantic-core (an unknown type is a validation error)
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(
-    Annotated[
-        Union[tuple(Annotated[cls, Tag(kind)] for kind, cls in _CLASSES.items())],  # type: ignore[valid-type]
-        Discriminator(_message_kind),
-    ]
+    Annotated[Union[tuple(_CLASSES.values())], Field(discriminator="type_")]  # type: ignore[valid-type]
 )
 
 
