@@ -12,6 +12,9 @@ a ping is answered with an identify, and an announce is answered only when the
 announce shows a stale status for this node. Statuses follow the seed:
 ``stopped`` (no node instantiated, responsive), ``waiting`` (initialised, not yet
 hearing every node it depends on), ``ready``, ``running`` (free-run), ``closed``.
+In free-run a source computes the ``n`` epochs of ``start(n)``, pacing itself on
+``epoch_ended``; a node fed by others computes whenever its inputs arrive, and
+goes back to ``ready`` on ``stop``.
 
 The runner leaves on its own when it loses its command node: the DEALER
 heartbeats (ZMTP PING, answered by any libzmq ROUTER), and once its connection

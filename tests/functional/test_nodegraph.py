@@ -23,6 +23,7 @@ from examples.nodegraph.messages import (
     EventMaker,
     EventMsg,
     IdentifyMsg,
+    InitMsg,
     MessageSerializer,
     NodeStatus,
     StartMsg,
@@ -278,3 +279,45 @@ def test_hostile_commands_and_peer_events_never_stop_a_runner(inproc_graph):
     for epoch in range(3):
         outputs = graph.command.process(epoch)
     assert outputs == run_locally(graph.specs, 3)
+
+
+def test_a_runner_waits_out_incomplete_or_hostile_announces():
+    tag = uuid.uuid4().hex[:8]
+    spec = {spec.node_id: spec for spec in GRAPHS["demo"]()}["square"]
+    with SocketManager(zmq, green_context, serialization_backend=MessageSerializer()) as command:
+        command.ensure_and_bind("commands", zmq.PUB, f"inproc://commands-{tag}", 0)
+        command.ensure_and_bind("inbox", zmq.ROUTER, f"inproc://inbox-{tag}", zmq.POLLIN)
+        command.ensure_and_bind("counter", zmq.PUB, f"inproc://counter-{tag}", 0)
+        runner = NodeRunner(
+            spec, f"inproc://commands-{tag}", f"inproc://inbox-{tag}", f"inproc://square-{tag}"
+        )
+        greenlet = gevent.spawn(runner.run)
+        try:
+            counter = {"node_id": "counter", "status": "ready", "signals": ["count"], "slots": None}
+
+            def announce(outbox):
+                nodes = {} if outbox is None else {"counter": {**counter, "outbox": outbox}}
+                message = AnnounceMsg(node_id="command", value={"inbox": "x", "nodes": nodes})
+                command.publish_safe("commands", b"announce", message)
+                gevent.sleep(0.15)
+
+            gevent.sleep(0.2)
+            announce(None)  # lacks the node square depends on
+            announce("carrier-pigeon://counter")  # an endpoint no runner should connect to
+            command.publish_safe("commands", b"init", InitMsg(node_id="command"))
+            gevent.sleep(0.15)
+            assert runner.status == NodeStatus.waiting and runner.peer_link is None
+            announce(f"inproc://counter-{tag}")
+            assert runner.status == NodeStatus.ready
+            assert runner.peer_link.connected == [f"inproc://counter-{tag}"]
+            maker = EventMaker("counter")
+            command.publish_safe(
+                "counter", b"event", EventMsg(node_id="counter", value=[maker.event("count", 4, 4)])
+            )
+            gevent.sleep(0.15)
+            assert not greenlet.dead
+        finally:
+            runner._closing = True
+            greenlet.join(timeout=5)
+            command.close_all(linger=0)
+    assert greenlet.successful()
