@@ -58,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
-    outputs, rate = run_graph(args.graph, args.epochs)
+    try:
+        outputs, rate = run_graph(args.graph, args.epochs)
+    except Exception as error:
+        if not hasattr(error, "node_id"):
+            raise
+        print(f"error: node {error.node_id!r} raised {error!r}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
     expected = run_locally(GRAPHS[args.graph](), args.epochs)
     for node, values in outputs.items():
         print(f"{node:8s} {values}")
