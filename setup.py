@@ -12,6 +12,8 @@ TEST_REQUIRES = [
     "pytest>=7.4,<10",
     "pytest-timeout>=2.2,<3",
     "hypothesis>=6.90,<7",
+    'noob[zmq]==1002.0.0; python_version >= "3.11"',
+    'noob-core==0.2.1; python_version >= "3.11"',
 ]
 EXAMPLES_REQUIRES = [
     "pydantic>=2.11,<3",

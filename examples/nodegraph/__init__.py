@@ -6,8 +6,14 @@ DEALER, publishes its events on its own PUB outbox and subscribes to the
 outboxes of the nodes that feed its slots::
 
     command  [commands PUB] --> [commands SUB]  runner     (identify, init, process, ...)
-    runner   [command DEALER] --> [inbox ROUTER] command   (identify, status, event, error)
+    runner   [command DEALER] --> [inbox ROUTER] command   (identify, status, error)
     runner   [outbox PUB] --> [peers SUB]        runner    (events, peer to peer)
+    runner   [outbox PUB] --> [events SUB]       command   (events, to end each epoch)
+
+The messages are noob 1002's, byte for byte (:mod:`.messages`, :mod:`.events`);
+pickled values and errors from peers are decoded without importing anything
+(:mod:`.pickles`); hot-path frames skip the models (:mod:`.frames`); socket
+monitors tell when links are up (:mod:`.links`).
 
 Run ``python -m examples.nodegraph --help``.
 """

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import zmq
+
 from examples.nodegraph.command import CommandNode
 from examples.nodegraph.graph import GRAPHS, run_locally
 from examples.processes import spawn_module, stop_processes
@@ -27,7 +29,8 @@ def start_runners(graph: str, command: CommandNode) -> list[subprocess.Popen]:
 def run_graph(graph: str, epochs: int, free_run: bool = False) -> tuple[dict, float]:
     """Run ``epochs`` epochs of ``graph`` with runner processes; return the last outputs and epochs/s."""
     specs = GRAPHS[graph]()
-    command = CommandNode([spec.node_id for spec in specs])
+    context = zmq.Context()  # the runners are other processes: no gevent needed here
+    command = CommandNode([spec.node_id for spec in specs], context=context)
     processes = start_runners(graph, command)
     try:
         command.wait_for_nodes(timeout=30)
@@ -44,6 +47,7 @@ def run_graph(graph: str, epochs: int, free_run: bool = False) -> tuple[dict, fl
     finally:
         command.close()
         stop_processes(processes, timeout=10, terminate=False)  # closed runners exit by themselves
+        context.destroy(linger=0)
     return outputs, rate
 
 
@@ -54,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
-    outputs, rate = run_graph(args.graph, args.epochs)
+    try:
+        outputs, rate = run_graph(args.graph, args.epochs)
+    except Exception as error:
+        if not hasattr(error, "node_id"):
+            raise
+        print(f"error: node {error.node_id!r} raised {error!r}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
     expected = run_locally(GRAPHS[args.graph](), args.epochs)
     for node, values in outputs.items():
         print(f"{node:8s} {values}")

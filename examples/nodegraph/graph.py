@@ -57,13 +57,15 @@ class GraphError(Exception):
 
 
 class Fragile:
-    """Raise ValueError at epoch 3 and GraphError at epoch 5."""
+    """Raise ValueError at epoch 3 and GraphError at epoch 5; output a value no peer may unpickle at 7."""
 
     def __call__(self, epoch: int, x: int) -> dict[str, Any]:
         if epoch == 3:
             raise ValueError(f"fragile node refuses epoch {epoch}")
         if epoch == 5:
             raise GraphError("a graph-specific failure", epoch)
+        if epoch == 7:
+            return {"out": GraphError("not a built-in type")}
         return {"out": x}
 
 

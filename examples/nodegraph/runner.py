@@ -3,13 +3,23 @@
 Sockets (one SocketManager, polled together):
 
 - ``commands`` SUB, connected to the command node's PUB: every command;
-- ``command`` DEALER, connected to the command node's ROUTER: identify, status, events, errors;
-- ``outbox`` PUB, bound: this node's events, and a status beacon, for the nodes it feeds;
+- ``command`` DEALER, connected to the command node's ROUTER: identify, status, errors;
+- ``outbox`` PUB, bound: this node's events, for the command node and the nodes it feeds;
 - ``peers`` SUB, connected to the outboxes of the nodes that feed its slots.
 
-Statuses follow the seed: ``stopped`` (no node instantiated, responsive),
-``waiting`` (initialised, waiting for the nodes it depends on), ``ready``,
-``running`` (free-run) and ``closed`` (gone).
+As upstream noob does, events go out on the outbox only (``[b"event", message]``),
+a ping is answered with an identify, and an announce is answered only when the
+announce shows a stale status for this node. Statuses follow the seed:
+``stopped`` (no node instantiated, responsive), ``waiting`` (initialised, not yet
+hearing every node it depends on), ``ready``, ``running`` (free-run), ``closed``.
+In free-run a source computes the ``n`` epochs of ``start(n)``, pacing itself on
+``epoch_ended``; a node fed by others computes whenever its inputs arrive, and
+goes back to ``ready`` on ``stop``.
+
+The runner leaves on its own when it loses its command node: the DEALER
+heartbeats (ZMTP PING, answered by any libzmq ROUTER), and once its connection
+is down for :data:`ORPHAN_GRACE` seconds :meth:`NodeRunner.run` returns
+``"orphaned"``.
 """
 
 from __future__ import annotations
@@ -17,39 +27,58 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
-import gevent
+import zmq as plain_zmq
 
+from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError
 from agentzero.zero import context as green_context
-from agentzero.zero import zmq
+from agentzero.zero import zmq as green_zmq
 from examples.nodegraph.graph import NodeSpec
+from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
     DeinitMsg,
     EpochEndedMsg,
     ErrorMsg,
     Event,
+    EventMaker,
     EventMsg,
     IdentifyMsg,
     InitMsg,
+    MalformedMessage,
     Message,
     MessageSerializer,
-    MetaEvent,
+    MetaSignal,
     NodeStatus,
     PingMsg,
     ProcessMsg,
     StartMsg,
     StatusMsg,
     StopMsg,
+    root_epoch,
 )
 
 log = logging.getLogger("nodegraph.runner")
 
-#: seconds between two status beacons on the outbox (how dependents learn this node is ready)
-BEACON_INTERVAL = 0.05
+#: seconds without a connection to the command node after which a runner leaves
+ORPHAN_GRACE = 1.0
+#: ZMTP heartbeat on the DEALER, in milliseconds: a frozen command node counts as lost
+HEARTBEAT_IVL, HEARTBEAT_TIMEOUT = 400, 1200
+#: seconds between two identify messages until the first announce arrives (upstream's command
+#: node connects to the outbox again on every identify, so not too often)
+IDENTIFY_INTERVAL = 0.5
+#: the longest single wait of the loop, in seconds (how soon a lost command node is noticed)
+POLL_INTERVAL = 0.1
+#: the largest message accepted from any peer, in bytes
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: epochs whose inputs are kept while incomplete
+MAX_PENDING_EPOCHS = 1024
+EVENT_TOPIC = b"event"
+#: the commands a node fed by other nodes subscribes to
+DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
+_POLLIN, _NOBLOCK = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK)
 
 
 class NodeRunner:
@@ -57,9 +86,16 @@ class NodeRunner:
 
     Parameters
     ----------
+    spec : NodeSpec
+        the node this runner hosts
+    command_pub, command_inbox : str
+        the command node's PUB and ROUTER endpoints
     outbox_address : str
         where the outbox binds: ``tcp://127.0.0.1:*`` by default, or an ``inproc://``
         address when every runner lives in one process.
+    context : zmq.Context, optional
+        defaults to agentzero's green context (runners as greenlets); a runner
+        alone in its process passes a plain ``zmq.Context`` (faster).
     """
 
     def __init__(
@@ -74,57 +110,132 @@ class NodeRunner:
         self.node_id = spec.node_id
         self.status = NodeStatus.stopped
         self.node: Any = None
-        self.sockets = SocketManager(zmq, context or green_context, serialization_backend=MessageSerializer())
-        self.sockets.ensure_and_connect("commands", zmq.SUB, command_pub, zmq.POLLIN)
-        self.sockets.set_topic("commands", "")
-        self.sockets.ensure_and_connect("command", zmq.DEALER, command_inbox, 0)
-        self.sockets.ensure_and_bind("outbox", zmq.PUB, outbox_address, 0)
+        self.skipped = 0
+        plain = context is not None and not isinstance(context, green_zmq.Context)
+        self.zmq = plain_zmq if plain else green_zmq
+        self.sockets = SocketManager(
+            self.zmq,
+            context or green_context,
+            serialization_backend=MessageSerializer(),
+            max_message_size=MAX_MESSAGE_BYTES,
+        )
+        self.sockets.ensure_and_connect("commands", self.zmq.SUB, command_pub, self.zmq.POLLIN)
+        # A node fed by others has no use for process nor epoch_ended (it runs when its inputs
+        # arrive, and free-runs until stop): PUB-side filtering spares it two wake-ups per epoch.
+        # Upstream's command node uses the message type as the topic too.
+        for topic in ("",) if not spec.slots else DEPENDENT_TOPICS:
+            self.sockets.set_topic("commands", topic)
+        self.sockets.create("command", self.zmq.DEALER)
+        self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_IVL, HEARTBEAT_IVL)
+        self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)
+        self.command_link = Links(self.sockets, "command")
+        self.command_link.connect(command_inbox, 0)
+        self.sockets.ensure_and_bind("outbox", self.zmq.PUB, outbox_address, 0)
         self.outbox = self.sockets.addresses["outbox"]
+        self.events = EventMaker(self.node_id)
+        self.peer_link: Links | None = None
         self._peers: dict[str, str] = {}  # dependency id -> outbox address
-        self._peer_status: dict[str, str] = {}
-        self._inputs: dict[int, dict[str, Any]] = collections.defaultdict(dict)
+        self._inputs: dict[Any, dict[str, Any]] = collections.OrderedDict()
         self._announced = False
         self._free_run_left: int | None = None
         self._free_running = False
+        self._in_flight: Any = None  # the epoch a free-running source computed last
         self._next_epoch = 0
         self._closing = False
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            AnnounceMsg: self._on_announce,
+            PingMsg: lambda message: self._say(IdentifyMsg(node_id=self.node_id, value=self._identity())),
+            InitMsg: lambda message: self._on_init(),
+            ProcessMsg: self._on_process,
+            StartMsg: lambda message: self._on_start(message.value),
+            EpochEndedMsg: lambda message: self._on_epoch_ended(message.value),
+            StopMsg: lambda message: self._on_stop(),
+            DeinitMsg: lambda message: self._on_deinit(),
+        }
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, identify_timeout: float = 30.0) -> None:
-        """Identify, then follow commands until closed."""
-        beacon = gevent.spawn(self._beacon)
+    def run(self, identify_timeout: float = 30.0) -> str:
+        """Identify, then follow commands until closed or orphaned.
+
+        Returns
+        -------
+        str
+            ``"closed"`` when told to go, ``"orphaned"`` when the command node was lost.
+
+        Raises
+        ------
+        TimeoutError
+            when no announce came within ``identify_timeout`` seconds.
+        """
         deadline = time.monotonic() + identify_timeout
+        next_identify = 0.0
+        commands = self.sockets.sockets["commands"]
+        outcome = "closed"
         try:
             while not self._closing:
-                if not self._announced:
-                    if time.monotonic() > deadline:
+                now = time.monotonic()
+                if not self._announced and now >= next_identify:
+                    if now > deadline:
                         raise TimeoutError(f"{self.node_id}: no announce from the command node")
                     self._say(IdentifyMsg(node_id=self.node_id, value=self._identity()))
-                ready = self.sockets.engage(timeout=100 if not self._announced else 200)
-                if self.sockets.sockets["commands"] in ready:
+                    next_identify = now + IDENTIFY_INTERVAL
+                lost_at = self.command_link.lost_at
+                if lost_at is not None and now - lost_at > ORPHAN_GRACE:
+                    log.warning("%s lost its command node; leaving", self.node_id)
+                    outcome = "orphaned"
+                    break
+                ready = self.sockets.engage(timeout=POLL_INTERVAL * 1000)
+                if commands in ready:
                     self._drain("commands", self._on_command)
-                if "peers" in self.sockets.sockets and self.sockets.sockets["peers"] in ready:
+                peers = self.sockets.sockets.get("peers")
+                if peers is not None and peers in ready:
                     self._drain("peers", self._on_peer_event)
+                if self.command_link.monitor in ready:
+                    self.command_link.drain()
+                if self.peer_link is not None and self.peer_link.monitor in ready:
+                    self.peer_link.drain()
+                    self._check_dependencies()
         finally:
-            beacon.kill()
             self.status = NodeStatus.closed
-            self._say(StatusMsg(node_id=self.node_id, value=self.status))
-            self.sockets.close_all(linger=500)
+            if outcome == "closed":
+                self._say(StatusMsg(node_id=self.node_id, value=self.status))
+            if self.peer_link is not None:
+                self.peer_link.close()
+            self.command_link.close()
+            self.sockets.close_all(linger=0)
+        return outcome
 
-    def _drain(self, name: str, handler: Any) -> None:
-        for _ in range(500):
-            try:
-                event = self.sockets.recv_event_safe(name, timeout=0)
-            except DeserializationError as error:
-                log.warning("%s skipped a malformed message on %s: %s", self.node_id, name, error)
-                continue
-            if event is None:
+    def _drain(self, name: str, handler: Callable[[Message], None]) -> None:
+        # Hot path: raw frames, and EVENTS checked before each recv, so that draining costs no
+        # zmq.Again exception; an epoch_ended nobody free-runs on is not even parsed.
+        socket = self.sockets.sockets[name]
+        for _ in range(256):
+            if not socket_events(socket) & _POLLIN:
                 return
-            handler(event.data)
+            try:
+                frames = socket.recv_multipart(_NOBLOCK)
+            except plain_zmq.ZMQError as error:  # larger than MAX_MESSAGE_BYTES, or gone
+                self.skipped += 1
+                log.warning("%s skipped a message on %s: %s", self.node_id, name, error)
+                return
+            if len(frames) != 2:
+                self.skipped += 1
+                log.warning("%s skipped a %d-frame message on %s", self.node_id, len(frames), name)
+                continue
+            if frames[0] == b"epoch_ended" and not self._free_running:
+                continue
+            try:
+                message = Message.from_bytes(frames)
+            except MalformedMessage as error:
+                self.skipped += 1
+                log.warning("%s skipped a malformed message on %s: %.200s", self.node_id, name, error)
+                continue
+            handler(message)
 
     def _say(self, message: Message) -> None:
-        self.sockets.send_safe("command", message, timeout=1)
+        if "command" in self.sockets.sockets:
+            self.sockets.send_safe("command", message, timeout=0.2)
 
     def _set_status(self, status: NodeStatus) -> None:
         if status != self.status:
@@ -136,95 +247,102 @@ class NodeRunner:
             "node_id": self.node_id,
             "outbox": self.outbox,
             "status": self.status,
-            "signals": list(self.spec.signals),
-            "slots": list(self.spec.slots),
+            "signals": list(self.spec.signals) or None,
+            "slots": list(self.spec.slots) or None,
         }
-
-    def _beacon(self) -> None:
-        while True:
-            if "outbox" in self.sockets.sockets:
-                beacon = EventMsg(
-                    node_id=self.node_id,
-                    value=[MetaEvent(node_id=self.node_id, signal="status", value=self.status)],
-                )
-                self.sockets.publish_safe("outbox", self.node_id, beacon)
-            gevent.sleep(BEACON_INTERVAL)
 
     # -- commands ----------------------------------------------------------------------------
 
     def _on_command(self, message: Message) -> None:
-        if isinstance(message, AnnounceMsg):
-            self._on_announce(message)
-        elif isinstance(message, PingMsg):
-            self._say(StatusMsg(node_id=self.node_id, value=self.status))
-        elif isinstance(message, InitMsg):
-            self._on_init()
-        elif isinstance(message, ProcessMsg):
-            if not self.spec.slots and self.node is not None:
-                self._compute(message.value["epoch"], input=message.value.get("input"))
-        elif isinstance(message, StartMsg):
-            self._on_start(message.value)
-        elif isinstance(message, EpochEndedMsg):
-            self._on_epoch_ended(message.value)
-        elif isinstance(message, StopMsg):
-            if self.status == NodeStatus.stopped:
-                self._closing = True  # stop when already stopped: the runner goes away
-            else:
-                self._free_running = False
-                self._set_status(NodeStatus.ready)
-        elif isinstance(message, DeinitMsg):
-            self._on_deinit()
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            self.skipped += 1
+            log.warning("%s skipped an unexpected %s command", self.node_id, message.type_)
+        else:
+            handler(message)
 
     def _on_announce(self, message: AnnounceMsg) -> None:
         nodes = message.value["nodes"]
         if not self._announced:
-            for dependency in sorted(self.spec.depends_on):
-                if dependency not in nodes:
-                    raise RuntimeError(f"{self.node_id}: the announce lacks dependency {dependency!r}")
-                self._peers[dependency] = nodes[dependency]["outbox"]
-            self._connect_peers()
+            missing = [dependency for dependency in self.spec.depends_on if dependency not in nodes]
+            bad = [d for d in self.spec.depends_on if d in nodes and not valid_endpoint(nodes[d]["outbox"])]
+            if missing or bad:
+                log.info("%s waits for an announce with %s", self.node_id, sorted(missing + bad))
+                return
+            self._peers = {dependency: nodes[dependency]["outbox"] for dependency in self.spec.depends_on}
             self._announced = True
-        self._say(StatusMsg(node_id=self.node_id, value=self.status))
+            self._connect_peers()
+            self._check_dependencies()
+        mine = nodes.get(self.node_id)
+        if mine is None:
+            self._say(IdentifyMsg(node_id=self.node_id, value=self._identity()))
+        elif mine["status"] != self.status.value:
+            self._say(StatusMsg(node_id=self.node_id, value=self.status))
 
     def _connect_peers(self) -> None:
-        if not self._peers or "peers" in self.sockets.sockets:
+        if not self._peers or self.peer_link is not None:
             return
-        self.sockets.create("peers", zmq.SUB)
-        for dependency, address in self._peers.items():
-            self.sockets.set_topic("peers", dependency)
-            self.sockets.connect("peers", address, zmq.POLLIN)
+        self.sockets.create("peers", self.zmq.SUB)
+        self.sockets.set_topic("peers", "")
+        self.peer_link = Links(self.sockets, "peers")
+        for address in self._peers.values():
+            self.peer_link.connect(address)
 
     def _on_init(self) -> None:
         if self.node is None:
             self.node = self.spec.factory()
             if "outbox" not in self.sockets.sockets:  # re-initialised after a deinit
-                self.sockets.ensure_and_bind("outbox", zmq.PUB, self.outbox, 0)
+                self.sockets.ensure_and_bind("outbox", self.zmq.PUB, self.outbox, 0)
                 self._connect_peers()
-            self._peer_status.clear()
             self._inputs.clear()
             self._next_epoch = 0
-        self._set_status(NodeStatus.waiting if self.spec.depends_on else NodeStatus.ready)
+            self._set_status(NodeStatus.waiting if self.spec.depends_on else NodeStatus.ready)
         self._check_dependencies()
+
+    def _check_dependencies(self) -> None:
+        if self.status != NodeStatus.waiting or not self._announced:
+            return
+        if self.peer_link is not None and self.peer_link.linked(self._peers.values()):
+            self.peer_link.stop_watching()  # linked for good: a PUB's subscribers reconnect by themselves
+            self._set_status(NodeStatus.ready)
 
     def _on_deinit(self) -> None:
         self.node = None
         self._free_running = False
-        for name in ("peers", "outbox"):
-            self.sockets.close(name, linger=0)
+        if self.peer_link is not None:
+            self.peer_link.close()
+            self.peer_link = None
+        self.sockets.close("outbox", linger=0)
         self._set_status(NodeStatus.stopped)
 
+    def _on_stop(self) -> None:
+        if self.status == NodeStatus.stopped:
+            self._closing = True  # stop when already stopped: the runner goes away
+        elif self.status == NodeStatus.running:
+            self._free_running = False
+            self._set_status(NodeStatus.ready)
+
+    def _on_process(self, message: ProcessMsg) -> None:
+        if not self.spec.slots and self.node is not None and self.status == NodeStatus.ready:
+            self._compute(message.value["epoch"], input=message.value.get("input"))
+
     def _on_start(self, epochs: int | None) -> None:
-        if self.node is None:
+        if self.node is None or self.status not in (NodeStatus.ready, NodeStatus.running):
+            return
+        if epochs is not None and epochs < 1:
+            self.skipped += 1
+            log.warning("%s ignored start(%r): the count must be at least 1", self.node_id, epochs)
             return
         self._free_running = True
         self._free_run_left = epochs
         self._set_status(NodeStatus.running)
         if not self.spec.slots:
+            self._in_flight = self._next_epoch
             self._compute(self._next_epoch)
 
-    def _on_epoch_ended(self, epoch: int) -> None:
-        self._inputs.pop(epoch, None)
-        if not self._free_running:
+    def _on_epoch_ended(self, epoch: Any) -> None:
+        # only sources hear this: they pace themselves on the end of the epoch they started
+        if not self._free_running or epoch != self._in_flight:
             return
         if self._free_run_left is not None:
             self._free_run_left -= 1
@@ -232,45 +350,55 @@ class NodeRunner:
                 self._free_running = False
                 self._set_status(NodeStatus.ready)
                 return
-        if not self.spec.slots:
-            self._compute(epoch + 1)
+        self._in_flight = root_epoch(epoch) + 1
+        self._compute(self._in_flight)
 
     # -- events between nodes --------------------------------------------------------------------
 
     def _on_peer_event(self, message: Message) -> None:
-        if not isinstance(message, EventMsg):
+        if not isinstance(message, EventMsg) or message.node_id not in self._peers:
+            self.skipped += 1
             return
         for item in message.value:
-            if isinstance(item, MetaEvent):
-                if item.signal == "status":
-                    self._peer_status[item.node_id] = item.value
-                    self._check_dependencies()
+            if type(item) is not Event:
+                continue  # meta events carry nothing for our slots
+            if item.node_id != message.node_id:
+                self.skipped += 1  # a node reports only for itself
                 continue
-            for slot, source in self.spec.slots.items():
-                if source == f"{item.node_id}.{item.signal}":
-                    self._inputs[item.epoch][slot] = item.value
-            if self.node is not None and len(self._inputs[item.epoch]) == len(self.spec.slots):
-                self._compute(item.epoch, **self._inputs.pop(item.epoch))
+            source = f"{item.node_id}.{item.signal}"
+            slots = [slot for slot, wanted in self.spec.slots.items() if wanted == source]
+            if not slots:
+                continue
+            inputs = self._inputs.get(item.epoch)
+            if inputs is None:
+                if len(self._inputs) >= MAX_PENDING_EPOCHS:
+                    self._inputs.popitem(last=False)
+                inputs = self._inputs[item.epoch] = {}
+            for slot in slots:
+                inputs[slot] = item.value
+            if self.node is not None and len(inputs) == len(self.spec.slots):
+                del self._inputs[item.epoch]
+                self._compute(item.epoch, **inputs)
 
-    def _check_dependencies(self) -> None:
-        if self.status != NodeStatus.waiting:
-            return
-        live = (NodeStatus.ready.value, NodeStatus.running.value)
-        if all(self._peer_status.get(dependency) in live for dependency in self.spec.depends_on):
-            self._set_status(NodeStatus.ready)
-
-    def _compute(self, epoch: int, **slots: Any) -> None:
-        self._next_epoch = epoch + 1
+    def _compute(self, epoch: Any, **slots: Any) -> None:
+        self._next_epoch = root_epoch(epoch) + 1
+        if any(value is MetaSignal.NoEvent for value in slots.values()):
+            outputs: dict = {}  # an input that emitted nothing: so does this node
+        else:
+            try:
+                outputs = self.node(root_epoch(epoch), **slots) or {}
+            except Exception as error:
+                self._say(ErrorMsg.from_exception(self.node_id, error))
+                return
         try:
-            outputs = self.node(epoch, **slots)
-        except Exception as error:
+            frame = self.events.frame(
+                epoch, [(signal, outputs.get(signal, MetaSignal.NoEvent)) for signal in self.spec.signals]
+            )
+        except TypeError as error:
             self._say(ErrorMsg.from_exception(self.node_id, error))
             return
-        outputs = outputs or {}
-        events = [
-            Event(node_id=self.node_id, signal=signal, epoch=epoch, value=outputs.get(signal))
-            for signal in self.spec.signals
-        ]
-        message = EventMsg(node_id=self.node_id, value=events)
-        self.sockets.publish_safe("outbox", self.node_id, message)
-        self._say(message)
+        # libzmq attaches a new subscriber when the PUB next processes its commands, which a send
+        # may skip for up to a millisecond; asking for EVENTS processes them at once, so an event
+        # sent right after a dependent linked reaches it.
+        socket_events(self.sockets.sockets["outbox"])
+        self.sockets.publish_safe("outbox", EVENT_TOPIC, frame)
