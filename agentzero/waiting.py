@@ -28,7 +28,7 @@ from typing import Any
 
 import zmq
 
-from agentzero._backend import CLOSED_ERRNOS, POLLIN, POLLOUT, events
+from agentzero._backend import CLOSED_ERRNOS, POLLIN, POLLOUT, events, fileno
 from agentzero.errors import SocketClosed
 from agentzero.records import ManagerState, SocketRecord
 
@@ -169,6 +169,16 @@ class _Sleeper:
         self.woken = False
 
 
+class _Poll:
+    """One greenlet polling several sockets (``engage``): its waiter and its watchers."""
+
+    __slots__ = ("waiter", "watchers")
+
+    def __init__(self) -> None:
+        self.waiter: Any = None
+        self.watchers: dict[Any, Any] = {}
+
+
 class GreenWaiting(Waiting):
     """Park the greenlet on the socket's descriptor watcher and a timer; see the module's text."""
 
@@ -180,6 +190,8 @@ class GreenWaiting(Waiting):
         self._hub = get_hub()
         self._loop = self._hub.loop
         self._Waiter = Waiter
+        #: socket -> the engage()/ready() polls watching it (see poll())
+        self._polling: dict[Any, list[_Poll]] = {}
 
     def prepare(self, record: SocketRecord) -> None:
         record.waiters = []
@@ -228,22 +240,39 @@ class GreenWaiting(Waiting):
                 record.watcher.stop()
 
     def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
+        # Watchers of a poll are listed in self._polling by socket, so that closing a
+        # socket (closing()) stops its watcher before libzmq frees the descriptor: a
+        # watcher left on a freed (and maybe reused) descriptor aborts libev.
         deadline = _monotonic() + timeout_ms / 1000.0
-        watchers: list[Any] = []
+        items = list(items)
+        polling = _Poll()
         try:
             while True:
                 ready = []
-                for socket, mechanism in items:
-                    found = events(socket) & mechanism
+                closed = False
+                for item in list(items):
+                    socket, mechanism = item
+                    try:
+                        found = events(socket) & mechanism
+                    except zmq.ZMQError as exc:
+                        if exc.errno not in CLOSED_ERRNOS:
+                            raise
+                        # closed while polling: return, so the caller polls what is there now
+                        items.remove(item)
+                        self._forget_poll_watcher(socket, polling)
+                        closed = True
+                        continue
                     if found:
                         ready.append((socket, found))
                 remaining = deadline - _monotonic()
-                if ready or remaining <= 0:
+                if ready or closed or remaining <= 0:
                     return ready
-                waiter = self._Waiter(self._hub)
-                if not watchers:
-                    watchers = [self._loop.io(socket.getsockopt(zmq.FD), 1) for socket, _ in items]
-                for watcher in watchers:
+                waiter = polling.waiter = self._Waiter(self._hub)
+                for socket, _ in items:
+                    watcher = polling.watchers.get(socket)
+                    if watcher is None:
+                        watcher = polling.watchers[socket] = self._loop.io(fileno(socket), 1)
+                        self._polling.setdefault(socket, []).append(polling)
                     watcher.start(waiter.switch, _WOKEN)
                 timer = self._loop.timer(min(remaining, GREEN_FALLBACK_SLICE))
                 timer.start(waiter.switch, _SLICE_ENDED)
@@ -251,11 +280,23 @@ class GreenWaiting(Waiting):
                     waiter.get()
                 finally:
                     timer.close()
-                    for watcher in watchers:
+                    polling.waiter = None
+                    for watcher in polling.watchers.values():
                         watcher.stop()
         finally:
-            for watcher in watchers:
-                watcher.close()
+            for socket in list(polling.watchers):
+                self._forget_poll_watcher(socket, polling)
+
+    def _forget_poll_watcher(self, socket: Any, polling: _Poll) -> None:
+        watcher = polling.watchers.pop(socket, None)
+        if watcher is not None:
+            watcher.close()
+        others = self._polling.get(socket)
+        if others is not None:
+            if polling in others:
+                others.remove(polling)
+            if not others:
+                del self._polling[socket]
 
     def after_operation(self, record: SocketRecord) -> None:
         try:
@@ -265,6 +306,12 @@ class GreenWaiting(Waiting):
         self._wake(record, ready)
 
     def closing(self, record: SocketRecord) -> None:
+        for polling in self._polling.pop(record.socket, ()):
+            watcher = polling.watchers.pop(record.socket, None)
+            if watcher is not None:
+                watcher.close()
+            if polling.waiter is not None:
+                self._loop.run_callback(polling.waiter.switch, _CLOSED)
         for sleeper in record.waiters:
             if sleeper.waiter is not None and not sleeper.woken:
                 sleeper.woken = True

@@ -208,3 +208,26 @@ def test_a_ticker_keeps_running_while_others_wait(green):
     assert len(ticks) >= 15  # ~30 expected at 10 ms; the hub was never blocked
     gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:])]
     assert max(gaps) < 0.1
+
+
+def test_closing_a_socket_that_engage_polls_in_another_greenlet_returns_promptly(green):
+    # engage() watches every registered socket's descriptor; closing one of them from
+    # another greenlet must stop that watcher first (libev aborts on a freed descriptor)
+    # and end the poll, so the caller polls the sockets as they are now.
+    for number in range(5):
+        green.ensure_and_bind(f"in-{number}", zmq.green.PULL, _inproc(), zmq.POLLIN)
+    for round_number in range(30):
+        polling = gevent.spawn(green.engage, 5000)
+        gevent.sleep(0.005)
+        name = f"in-{round_number % 5}"
+        started = time.monotonic()
+        green.close(name, linger=0)
+        address = _inproc()
+        green.ensure_and_bind(name, zmq.green.PULL, address, zmq.POLLIN)  # likely reuses the descriptor
+        assert polling.get(timeout=3) == {}
+        assert time.monotonic() - started < 0.5
+        green.ensure_and_connect("probe", zmq.green.PUSH, address, zmq.POLLOUT)
+        assert green.send_safe("probe", round_number)
+        assert green.engage(2000).get(green.sockets[name]) == zmq.POLLIN
+        assert green.recv_safe(name, timeout=1) == round_number
+        green.close("probe", linger=0)
