@@ -134,12 +134,19 @@ def datetime_from_seconds(timestamp: float) -> datetime.datetime:
 def serialized_exception(e: BaseException) -> dict[str, Any]:
     """Describe an exception with plain data, ready to be sent to a peer.
 
+    Parameters
+    ----------
+    e : BaseException
+        the exception, usually the one just caught (its traceback is included).
+
     Returns
     -------
     dict
         ``{"module": ..., "name": ..., "traceback": ...}``: the exception class's
-        module and name, and its formatted traceback.
+        module and name, and its formatted traceback, all text.
 
+    Examples
+    --------
     >>> try:
     ...     {}['missing']
     ... except KeyError as error:
