@@ -119,7 +119,9 @@ def measure_asyncio(messages: int, repeats: int) -> dict[str, float]:
             "agentzero asyncio send_safe+recv_safe": lambda: _both(send("out", MESSAGE), recv("in")),
             "zmq.asyncio send+recv bytes (floor)": lambda: _both(out.send(PAYLOAD), inp.recv()),
             "zmq.asyncio send_json+recv_json": lambda: _both(out.send_json(MESSAGE), inp.recv_json()),
-            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(out.send(dumps(MESSAGE)), inp.recv(), loads),
+            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(
+                out.send(dumps(MESSAGE)), inp.recv(), loads
+            ),
         }
         best = dict.fromkeys(cases, float("inf"))
         for _ in range(repeats):
@@ -189,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     both = {f"green {name}": value for name, value in green.items()}
     both.update({f"plain {name}": value for name, value in plain.items()})
-    print(f"  {'green safe / plain safe':60s} {both['green ' + safe] / both['plain ' + safe]:6.2f}x   (target <= 1.3x)")
+    ratio = both["green " + safe] / both["plain " + safe]
+    print(f"  {'green safe / plain safe':60s} {ratio:6.2f}x   (target <= 1.3x)")
     if aio:
         print("\n[asyncio]")
         report(
