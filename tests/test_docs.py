@@ -113,7 +113,7 @@ def test_the_changelog_is_dated_newest_first():
     assert titles, "no entries"
     dates = []
     for title in titles:
-        found = re.fullmatch(r"(Unreleased|\d+\.\d+\.\d+) -- (\d{4}-\d{2}-\d{2})", title)
+        found = re.fullmatch(r"(Unreleased|\d+\.\d+\.\d+) — (\d{4}-\d{2}-\d{2})", title)
         assert found, f"undated changelog entry: {title!r}"
         dates.append(datetime.date.fromisoformat(found.group(2)))
     assert titles[0].startswith("Unreleased") and dates[0] == UNRELEASED_DATE
