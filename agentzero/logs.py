@@ -54,21 +54,6 @@ class ZMQPubHandler(logging.Handler):
         self._local = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Publish ``record`` as one event on the handler's topic; never raise.
-
-        Parameters
-        ----------
-        record : logging.LogRecord
-            the record; its message is formatted with the handler's formatter.
-
-        Returns
-        -------
-        None
-            a record that could not be published (no socket by that name, a
-            socket that could not take it in time, a record logged while this
-            handler was publishing) is counted in :attr:`dropped`; any other
-            failure goes to :meth:`logging.Handler.handleError`.
-        """
         if getattr(self._local, "emitting", False):
             self.dropped += 1
             return

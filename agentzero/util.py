@@ -137,16 +137,19 @@ def serialized_exception(e: BaseException) -> dict[str, Any]:
     Parameters
     ----------
     e : BaseException
-        the exception, usually the one just caught (its traceback is included).
+        the exception, raised or not (without a traceback, only its last line is
+        formatted).
 
     Returns
     -------
     dict
         ``{"module": ..., "name": ..., "traceback": ...}``: the exception class's
-        module and name, and its formatted traceback, all text.
+        module and name, and its formatted traceback.
 
     Examples
     --------
+    Describe an exception where it is caught, then send the dict to a peer:
+
     >>> try:
     ...     {}['missing']
     ... except KeyError as error:

@@ -25,7 +25,6 @@ import zmq
 import agentzero
 import agentzero.errors
 from agentzero.core import SocketManager
-from agentzero.logs import ZMQPubHandler
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -208,13 +207,6 @@ def test_subscribe_says_a_deserialization_error_ends_the_generator():
     doc = inspect.getdoc(SocketManager.subscribe)
     assert "DeserializationError" in sections(doc)["Raises"]
     assert re.search(r"DeserializationError[^.]*ends", " ".join(doc.split()))
-
-
-def test_the_log_handler_documents_its_own_emit():
-    doc = inspect.getdoc(ZMQPubHandler.emit)
-    assert doc is not inspect.getdoc(__import__("logging").Handler.emit)
-    assert "NotImplementedError" not in doc
-    assert "dropped" in doc
 
 
 def library_docstrings():
