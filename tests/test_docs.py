@@ -210,8 +210,9 @@ def test_subscribe_says_a_deserialization_error_ends_the_generator():
 
 
 def library_docstrings():
+    """The docstrings of the modules the API pages render (the command line's are not)."""
     for info in pkgutil.iter_modules(agentzero.__path__):
-        if info.name == "__main__":
+        if info.name == "__main__" or info.name.startswith("console"):
             continue
         module = importlib.import_module(f"agentzero.{info.name}")
         yield module.__name__, module.__doc__
