@@ -22,6 +22,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 maximum_signature_line_length = 88
 exclude_patterns = ["build", "_static"]
+# `sphinx-build -b doctest` (tox -e docs) runs the pages' ``.. doctest::`` blocks; the
+# docstrings' examples run where they have their module's names, in pytest --doctest-modules
+doctest_test_doctest_blocks = ""
 # straight quotes everywhere: text shows code (``'logs'``, ``"msg"``) as it is typed
 smartquotes = False
 
