@@ -109,27 +109,32 @@ class Addresses(Sockets):
         """Ensure that a socket exists, is bound to ``address`` and is registered.
 
         A handy replacement for calling :meth:`get_or_create` then :meth:`bind`.
+        A socket of that name that already exists is used as it is (its type
+        is not changed), and bound to one more address.
 
         Parameters
         ----------
         socket_name : str
             the socket name
         socket_type : int
-            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
+            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...),
+            used when the socket has to be created
         address : str
-            a valid zeromq address (i.e: ``inproc://whatevs``)
+            a valid zeromq address (i.e: ``inproc://whatevs``, ``tcp://127.0.0.1:*``);
+            host names are resolved.
         polling_mechanism : int
             ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
 
         Returns
         -------
         zmq.Socket
-            the socket itself
+            the socket itself; :attr:`addresses` holds the endpoint it is bound to.
 
         Raises
         ------
         SocketBindError
-            when the address is empty, malformed or already in use.
+            when the address is empty, malformed (a tcp port outside 0-65535) or
+            already in use; the socket stays, unbound.
         ValueError
             when ``socket_type`` or ``polling_mechanism`` is invalid.
         """
@@ -160,8 +165,10 @@ class Addresses(Sockets):
         SocketNotFound
             when no socket has that name.
         SocketBindError
-            when ``local_address`` cannot be bound.
+            when ``local_address`` is not a ``tcp://`` address or cannot be bound.
 
+        Examples
+        --------
         >>> import zmq
         >>> from agentzero.core import SocketManager
         >>> sockets = SocketManager(zmq, zmq.Context())
@@ -227,27 +234,33 @@ class Addresses(Sockets):
         """Ensure that a socket exists, is connected to ``address`` and is registered.
 
         A handy replacement for calling :meth:`get_or_create` then :meth:`connect`.
+        A socket of that name that already exists is used as it is (its type
+        is not changed), and connected to one more address. Connecting does not
+        wait for the peer: ZeroMQ connects (and reconnects) in the background.
 
         Parameters
         ----------
         socket_name : str
             the socket name
         socket_type : int
-            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
+            a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...),
+            used when the socket has to be created
         address : str
-            a valid zeromq address (i.e: ``inproc://whatevs``)
+            a valid zeromq address (i.e: ``inproc://whatevs``, ``tcp://127.0.0.1:5000``);
+            host names are resolved.
         polling_mechanism : int
             ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
 
         Returns
         -------
         zmq.Socket
-            the socket itself
+            the socket itself; :attr:`addresses` holds the address it connected to.
 
         Raises
         ------
         SocketConnectError
-            when the address is empty or malformed.
+            when the address is empty, malformed (a tcp port outside 1-65535) or
+            refused by ZeroMQ (an unknown transport, say); the socket stays.
         ValueError
             when ``socket_type`` or ``polling_mechanism`` is invalid.
         """

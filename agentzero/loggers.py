@@ -32,6 +32,12 @@ class Loggers(Sockets):
         -------
         ZMQPubHandler
             the same handler for the same socket and topic, until the socket is closed.
+
+        Raises
+        ------
+        TypeError
+            when ``socket_name`` or ``topic_name`` is not hashable. Nothing else:
+            a socket that does not exist yet is not an error.
         """
         key = (socket_name, topic_name)
         handler = self._log_handlers.get(key)
@@ -62,6 +68,13 @@ class Loggers(Sockets):
         -------
         logging.Logger
             the logger, with the handler attached
+
+        Raises
+        ------
+        TypeError
+            when ``socket_name`` or ``topic_name`` is not hashable, or
+            ``logger_name`` is not text. Nothing else: a socket that does not
+            exist yet is not an error (see :meth:`get_log_handler`).
         """
         handler = self.get_log_handler(socket_name, topic_name)
         logger = logging.getLogger(logger_name or str(socket_name))

@@ -348,9 +348,13 @@ class Messaging(WaitingCalls, Sockets):
         WrongSocketType
             when the socket is not a SUB socket.
         TypeError
-            when ``keep_polling`` is not callable.
+            when ``keep_polling`` is not callable, or ``topic`` is neither text nor bytes.
         ValueError
             when a timeout is negative, infinite or NaN.
+        DeserializationError
+            while iterating, for an event that cannot be read; the generator
+            ends with it (the event is consumed: a new ``subscribe`` goes on
+            with the next one).
         """
         if keep_polling is None:
             keep_polling = _always

@@ -99,6 +99,16 @@ class ManagerState:
     def get_record(self, name: Any) -> SocketRecord:
         """Return what the manager remembers of the named socket (type, addresses, topics).
 
+        Parameters
+        ----------
+        name : str
+            the socket name
+
+        Returns
+        -------
+        SocketRecord
+            the socket's record: its type, addresses, subscriptions and options.
+
         Raises
         ------
         SocketNotFound

@@ -108,11 +108,13 @@ class Security(Sockets):
 
         Raises
         ------
-        AgentZeroSocketError
-            when the authenticator cannot take the context's ZAP endpoint
-            (another one runs on the same context).
+        zmq.ZMQError
+            (``EADDRINUSE``) when the context's ZAP endpoint is taken: another
+            manager or authenticator already runs one on the same context.
         ValueError
             when a key is not a CURVE public key.
+        OSError
+            when ``keys_directory`` cannot be read.
         """
         from agentzero.auth import Authenticator
 

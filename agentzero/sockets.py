@@ -65,12 +65,13 @@ class Sockets(ManagerState):
         name : str
             the socket name
         socket_type : int, optional
-            accepted for compatibility with older examples; ignored.
+            accepted for compatibility with older examples; ignored (the
+            socket is returned whatever its type).
 
         Returns
         -------
         zmq.Socket
-            the socket
+            the socket (a ``zmq.green`` socket under a green manager)
 
         Raises
         ------
@@ -203,6 +204,10 @@ class Sockets(ManagerState):
         topic : str or bytes
             the topic prefix; text is encoded as UTF-8
 
+        Returns
+        -------
+        None
+
         Raises
         ------
         SocketNotFound
@@ -241,7 +246,17 @@ class Sockets(ManagerState):
             the socket name; an unknown name does nothing.
         linger : int, optional
             milliseconds to keep trying to deliver pending messages; defaults
-            to the socket's ``zmq.LINGER`` option.
+            to the socket's ``zmq.LINGER`` option. ``-1`` waits until they are
+            delivered, ``0`` drops them at once.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        TypeError
+            when ``linger`` is not a whole number of milliseconds (from pyzmq).
         """
         self._detach_log_handlers(socket_name)
         socket = self.sockets.pop(socket_name, None)
@@ -268,7 +283,19 @@ class Sockets(ManagerState):
         Parameters
         ----------
         linger : int, optional
-            milliseconds to keep trying to deliver pending messages.
+            milliseconds to keep trying to deliver pending messages; defaults
+            to each socket's ``zmq.LINGER`` option (see :meth:`close`).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        Exception
+            the first error raised while closing a socket (``TypeError`` for a
+            bad ``linger``, a ``zmq.ZMQError``, ...), raised again once every
+            other socket was closed and the authenticator stopped.
         """
         first_error: BaseException | None = None
         for name in list(self.sockets):

@@ -134,11 +134,21 @@ def datetime_from_seconds(timestamp: float) -> datetime.datetime:
 def serialized_exception(e: BaseException) -> dict[str, Any]:
     """Describe an exception with plain data, ready to be sent to a peer.
 
+    Parameters
+    ----------
+    e : BaseException
+        the exception, raised or not (without a traceback, only its last line is
+        formatted).
+
     Returns
     -------
     dict
         ``{"module": ..., "name": ..., "traceback": ...}``: the exception class's
         module and name, and its formatted traceback.
+
+    Examples
+    --------
+    Describe an exception where it is caught, then send the dict to a peer:
 
     >>> try:
     ...     {}['missing']

@@ -17,6 +17,20 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
-html_theme = "alabaster"
-exclude_patterns = ["build"]
+# annotations stay in the signatures (one parameter a line when long); the docstrings
+# describe each parameter, return value and exception in words
+autodoc_typehints = "signature"
+maximum_signature_line_length = 88
+exclude_patterns = ["build", "_static"]
+# `sphinx-build -b doctest` (tox -e docs) runs the pages' ``.. doctest::`` blocks; the
+# docstrings' examples run where they have their module's names, in pytest --doctest-modules
+doctest_test_doctest_blocks = ""
+# straight quotes everywhere: text shows code (``'logs'``, ``"msg"``) as it is typed
+smartquotes = False
+
+# furo: a wide content column, and code blocks that wrap instead of scrolling sideways
+html_theme = "furo"
+html_title = f"agentzero {release}"
+html_static_path = ["_static"]
+html_css_files = ["agentzero.css"]
+html_theme_options = {"navigation_with_keys": True}
