@@ -290,6 +290,8 @@ def _plain(value: Any) -> Any:
 class MessageSerializer(BaseSerializer):
     """Lets a SocketManager send and receive these messages with its ``*_safe`` calls."""
 
+    binary = True  # unpack() takes the frame's bytes
+
     def pack(self, data: Message) -> bytes:
         try:
             return data.to_bytes()
