@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
 from typing import Any
 
@@ -47,10 +48,11 @@ def _original(module: str, name: str) -> Any:
 
 _thread_ident = _original("_thread", "get_ident")
 _allocate_lock = _original("_thread", "allocate_lock")
+_RLock = _original("_thread", "RLock")
 
 
 class ZMQPubHandler(logging.Handler):
-    """Publish each log record through a named socket of a :class:`SocketManager`.
+    """Publish each log record through a named socket of a :class:`~agentzero.core.SocketManager`.
 
     Every record becomes one event on ``topic_name`` whose data is
     ``{"msg": <the formatted record, str>, "args": record.args, "level": record.levelno}``.
@@ -76,8 +78,9 @@ class ZMQPubHandler(logging.Handler):
 
     Parameters
     ----------
-    manager : SocketManager
-        the manager that owns the socket
+    manager : agentzero.core.SocketManager
+        the manager that owns the socket (the asyncio manager hands out a
+        subclass that never blocks its event loop)
     socket_name : str
         the name of a PUB (or PUSH) socket of ``manager``
     topic_name : str
@@ -115,10 +118,15 @@ class ZMQPubHandler(logging.Handler):
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._count_lock = _allocate_lock()
         self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
+        self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
         self._closed = False
         self._wake = _green_wake(manager, self._wake_up)
         self._default_formatter = _utc_formatter(DEFAULT_FORMAT)
         self._error_formatter = _utc_formatter(ERROR_FORMAT)
+
+    def createLock(self) -> None:  # noqa: N802 - logging's name
+        """A real lock even under gevent's monkey-patching: real threads take it too."""
+        self.lock = _RLock()
 
     @property
     def pending(self) -> int:
@@ -170,8 +178,11 @@ class ZMQPubHandler(logging.Handler):
             self._closed = True
             self._count_dropped(_drain(self._pending))
             if self._wake is not None and _thread_ident() == self.owner:
-                self._wake.close()
-                self._wake = None
+                wake, self._wake = self._wake, None
+                try:
+                    wake.close()
+                except Exception:  # noqa: S110 - the hub is already gone (interpreter exit)
+                    pass
         super().close()
 
     # -- the owner thread -------------------------------------------------------------------
