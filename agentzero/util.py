@@ -36,6 +36,18 @@ def get_free_tcp_port(host: str = "127.0.0.1") -> int:
 def get_default_bind_address(host: str = "0.0.0.0") -> str:
     """Return a ``tcp://`` address on ``host`` with a currently free port.
 
+    Parameters
+    ----------
+    host : str
+        the interface to listen on (every interface by default).
+
+    Returns
+    -------
+    str
+        ``tcp://<host>:<port>``; the port was free when checked (see :func:`get_free_tcp_port`).
+
+    Examples
+    --------
     >>> get_default_bind_address().startswith('tcp://0.0.0.0:')
     True
     """
@@ -43,15 +55,23 @@ def get_default_bind_address(host: str = "0.0.0.0") -> str:
 
 
 def get_hostname() -> str:
-    """Return this machine's host name."""
+    """Return this machine's host name (:func:`socket.gethostname`)."""
     return socket.gethostname()
 
 
 def get_public_ip_address(hostname: str | None = None) -> str:
     """Return the IPv4 address that ``hostname`` (this machine's by default) resolves to.
 
-    When the name cannot be resolved it is returned unchanged (see
-    :func:`resolve_hostname`).
+    Parameters
+    ----------
+    hostname : str, optional
+        the name to resolve; defaults to :func:`get_hostname`.
+
+    Returns
+    -------
+    str
+        the address, or the name unchanged when it cannot be resolved (see
+        :func:`resolve_hostname`).
     """
     return resolve_hostname(hostname or get_hostname())
 
@@ -89,6 +109,19 @@ def extract_hostname_from_tcp_address(address: Any) -> str | None:
 def resolve_hostname(hostname: str) -> str:
     """Resolve ``hostname`` to an IPv4 address; return it unchanged when that fails.
 
+    Parameters
+    ----------
+    hostname : str
+        a host name, an IP address or a wildcard such as ``*``.
+
+    Returns
+    -------
+    str
+        the IPv4 address, or ``hostname`` itself when it does not resolve (or is
+        not a non-empty string).
+
+    Examples
+    --------
     >>> resolve_hostname('localhost')
     '127.0.0.1'
     >>> resolve_hostname('*')
@@ -108,6 +141,18 @@ def fix_zeromq_tcp_address(address: str) -> str:
     ZeroMQ cannot bind to host names; wildcards, IP addresses and other
     transports are returned unchanged.
 
+    Parameters
+    ----------
+    address : str
+        a ZeroMQ address (any transport).
+
+    Returns
+    -------
+    str
+        the address with its host resolved (see :func:`resolve_hostname`).
+
+    Examples
+    --------
     >>> fix_zeromq_tcp_address('tcp://localhost:5000')
     'tcp://127.0.0.1:5000'
     >>> fix_zeromq_tcp_address('tcp://*:5000')
@@ -132,7 +177,21 @@ def get_public_zmq_address() -> str:
 def seconds_since(timestamp: float | datetime.datetime) -> float:
     """Return how many seconds passed since ``timestamp``.
 
-    ``timestamp`` is a UNIX time in seconds, or a datetime (naive datetimes are UTC).
+    Parameters
+    ----------
+    timestamp : float or datetime.datetime
+        a UNIX time in seconds, or a datetime (naive datetimes are UTC).
+
+    Returns
+    -------
+    float
+        the seconds elapsed since then (negative for a moment in the future).
+
+    Examples
+    --------
+    >>> import time
+    >>> 59 < seconds_since(time.time() - 60) < 61
+    True
     """
     if isinstance(timestamp, datetime.datetime):
         if timestamp.tzinfo is None:
@@ -144,6 +203,18 @@ def seconds_since(timestamp: float | datetime.datetime) -> float:
 def datetime_from_seconds(timestamp: float) -> datetime.datetime:
     """Return the naive UTC datetime of a UNIX time in seconds.
 
+    Parameters
+    ----------
+    timestamp : float
+        seconds since the epoch
+
+    Returns
+    -------
+    datetime.datetime
+        the moment in UTC, without a time zone (as agentzero 0.4.6 returned it).
+
+    Examples
+    --------
     >>> datetime_from_seconds(0)
     datetime.datetime(1970, 1, 1, 0, 0)
     """
@@ -190,6 +261,13 @@ def serialized_exception(e: BaseException) -> dict[str, Any]:
 def curve_keypair() -> tuple[bytes, bytes]:
     """Return a new CURVE key pair ``(public, secret)``, each 40 Z85 characters.
 
+    Returns
+    -------
+    tuple of bytes
+        ``(public, secret)``, Z85-encoded.
+
+    Examples
+    --------
     >>> public, secret = curve_keypair()
     >>> len(public), len(secret)
     (40, 40)
@@ -313,14 +391,36 @@ def _write_key_file(path: str, text: str, mode: int, replace: bool) -> None:
 
 
 def load_curve_keypair(path: str) -> tuple[bytes, bytes | None]:
-    """Read a key file written by :func:`write_curve_keypair`: ``(public, secret or None)``."""
+    """Read a key file written by :func:`write_curve_keypair`.
+
+    Parameters
+    ----------
+    path : str
+        a ``NAME.key`` or ``NAME.key_secret`` file
+
+    Returns
+    -------
+    tuple
+        ``(public, secret)`` as Z85 bytes; ``secret`` is ``None`` for a public key file.
+    """
     import zmq.auth
 
     return zmq.auth.load_certificate(path)
 
 
 def load_curve_public_keys(directory: str) -> set[bytes]:
-    """Return the public keys of every ``*.key`` file in ``directory``."""
+    """Return the public keys of every ``*.key`` file in ``directory``.
+
+    Parameters
+    ----------
+    directory : str
+        a directory of key files, such as :func:`write_curve_keypair` writes.
+
+    Returns
+    -------
+    set of bytes
+        the Z85 public keys found.
+    """
     import zmq.auth
 
     return set(zmq.auth.load_certificates(directory))
