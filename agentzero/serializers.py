@@ -203,7 +203,9 @@ class MSGPACK(BaseSerializer):
     def pack(self, data: Any) -> bytes:
         try:
             packed = msgpack.packb(data, use_bin_type=True)
-            if _msgpack_marks(packed)[0] > MAX_DEPTH:
+            if len(packed) > MAX_DEPTH and (
+                len(packed) > _SCAN_LIMIT or _msgpack_marks(packed)[0] > MAX_DEPTH
+            ):
                 _check_msgpack_tree(data, (tuple,))
             return packed
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
@@ -216,8 +218,12 @@ class MSGPACK(BaseSerializer):
             value = _msgpack_unpackb(data, raw=False, ext_hook=_refuse_extension)
         except Exception as exc:  # msgpack raises many unrelated types for bad input
             raise DeserializationError(data, f"invalid msgpack: {exc}") from exc
-        containers, extensions = _msgpack_marks(data)
-        if containers > MAX_DEPTH or extensions:
+        if len(data) > _SCAN_LIMIT:
+            suspicious = isinstance(value, _CONTAINER_TYPES)  # scanning costs more than the check itself
+        else:
+            containers, extensions = _msgpack_marks(data)
+            suspicious = containers > MAX_DEPTH or extensions > 0
+        if suspicious:
             try:
                 _check_msgpack_tree(value, ())
             except ValueError as exc:
@@ -391,6 +397,8 @@ def _check_text(text: str) -> None:
             raise ValueError(f"invalid text (lone surrogate at {exc.start})") from None
 
 
+# payloads up to this size are scanned for the bytes below; larger ones are checked at once
+_SCAN_LIMIT = 4096
 # the first byte of a msgpack map or array, and of an extension (timestamps included)
 _MSGPACK_CONTAINERS = bytes(range(0x80, 0xA0)) + bytes(range(0xDC, 0xE0))
 _MSGPACK_EXTENSIONS = bytes(range(0xC7, 0xCA)) + bytes(range(0xD4, 0xD9))

@@ -237,16 +237,21 @@ def test_msgpack_refuses_deep_nesting(depth):
         msgpack.packb(msgpack.Timestamp(1466424000)),
         msgpack.packb({"list": [1, {"when": msgpack.Timestamp(1, 5)}]}, datetime=False),
         msgpack.packb(datetime.datetime(2016, 6, 20, tzinfo=datetime.timezone.utc), datetime=True),
+        msgpack.packb({"pad": b"x" * 10_000, "items": [{"when": msgpack.Timestamp(1)}]}),
     ],
-    ids=["ext", "nested-ext", "timestamp", "nested-timestamp", "datetime"],
+    ids=["ext", "nested-ext", "timestamp", "nested-timestamp", "datetime", "large-payload"],
 )
 def test_msgpack_refuses_extension_types_and_timestamps(payload):
     with pytest.raises(DeserializationError, match="not plain data"):
         MSGPACK().unpack(payload)
 
 
-def test_msgpack_blobs_that_look_like_extensions_are_plain_data():
-    value = {"blob": bytes(range(256)) * 4, "items": [{"i": index} for index in range(300)]}
+@pytest.mark.parametrize("size", [4, 400])
+def test_msgpack_blobs_that_look_like_extensions_are_plain_data(size):
+    value = {
+        "blob": bytes(range(256)) * size,
+        "items": [{"i": index, b"raw": b"\xd6"} for index in range(300)],
+    }
     assert MSGPACK().unpack(MSGPACK().pack(value)) == value
 
 
