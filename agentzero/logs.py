@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from agentzero.errors import SocketClosed, SocketNotFound
+from agentzero.waiting import check_seconds
 
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 
@@ -82,28 +83,36 @@ class ZMQPubHandler(logging.Handler):
         the manager that owns the socket (the asyncio manager hands out a
         subclass that never blocks its event loop)
     socket_name : str
-        the name of a PUB (or PUSH) socket of ``manager``
+        the name of a PUB (or PUSH) socket of ``manager`` (``"logs"`` by default, as in 0.4.6)
     topic_name : str
         the topic the records are published on
-    timeout : float
+    timeout : float or None
         seconds the owner thread may wait for a socket that cannot take a
-        record at once; ``0`` (the default) never waits. Other threads never wait.
+        record at once; ``0`` (the default) never waits, ``None`` waits as long
+        as the manager's ``timeout``. Other threads never wait.
     level : int
         the handler's level
     max_pending : int
         how many records of other threads may wait for the owner thread.
+
+    Raises
+    ------
+    ValueError
+        when ``timeout`` is negative, infinite or NaN, or ``max_pending`` is not an int >= 0.
     """
 
     def __init__(
         self,
         manager: Any,
-        socket_name: Any,
+        socket_name: Any = "logs",
         topic_name: str = "logs",
-        timeout: float = 0.0,
+        timeout: float | None = 0.0,
         level: int = logging.NOTSET,
         max_pending: int = 1000,
     ) -> None:
         super().__init__(level)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         if not isinstance(max_pending, int) or isinstance(max_pending, bool) or max_pending < 0:
             raise ValueError(f"max_pending must be an int >= 0, got {max_pending!r}")
         self.manager = manager

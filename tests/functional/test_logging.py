@@ -387,3 +387,13 @@ def test_a_push_at_its_high_water_mark_drops_without_blocking(manager, zmq_modul
     elapsed = time.monotonic() - started
     assert elapsed < 0.25, f"10 records took {elapsed:.3f}s: emit waited for the socket"
     assert handler.dropped == 10
+
+
+def test_handler_arguments_are_checked(manager):
+    with pytest.raises(ValueError, match="timeout"):
+        ZMQPubHandler(manager, "logs", timeout=float("nan"))
+    with pytest.raises(ValueError, match="max_pending"):
+        ZMQPubHandler(manager, "logs", max_pending=-1)
+    handler = ZMQPubHandler(manager)  # 0.4.6's defaults: socket and topic named "logs"
+    assert (handler.socket_name, handler.topic_name, handler.timeout) == ("logs", "logs", 0.0)
+    handler.close()
