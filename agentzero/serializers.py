@@ -46,8 +46,10 @@ _msgpack_unpackb = msgpack.unpackb
 
 # orjson parses integers beyond 64 bits as floats, silently: a run of 19 digits
 # (even inside a string) sends the payload to the exact, slower standard library.
-_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_TEXT_DIGITS_TO_ZERO = str.maketrans("0123456789", "0" * 10)
+# One pass maps every digit to "0" and "{" to "[": then a search finds long numbers
+# and a count bounds the nesting.
+_SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
+_TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
 _LONG_NUMBER = b"0" * 19
 _LONG_TEXT_NUMBER = "0" * 19
 
@@ -166,12 +168,19 @@ class JSON(BaseSerializer):
     def unpack(self, data: bytes | str) -> Any:
         try:
             payload = _bytes_or_text(data)
-            if _long_number(payload):
+            if isinstance(payload, bytes):
+                scanned = payload.translate(_SCAN)
+                long_number, opening = _LONG_NUMBER in scanned, b"["
+            else:
+                scanned = payload.translate(_TEXT_SCAN)
+                long_number, opening = _LONG_TEXT_NUMBER in scanned, "["
+            if long_number:
                 return _exact_loads(payload)
             value = _orjson_loads(payload)
         except (TypeError, ValueError, RecursionError) as exc:
             raise DeserializationError(data, f"invalid JSON: {exc}") from exc
-        if len(payload) > 2 * MAX_DEPTH and _brackets(payload) > MAX_DEPTH:
+        # a value n levels deep takes 2n bytes and n opening brackets
+        if len(payload) > 2 * MAX_DEPTH and scanned.count(opening) > MAX_DEPTH:
             try:
                 _orjson_dumps(value)  # exact and fast: orjson packs at most MAX_DEPTH levels
             except TypeError:
@@ -222,7 +231,7 @@ class MSGPACK(BaseSerializer):
             suspicious = isinstance(value, _CONTAINER_TYPES)  # scanning costs more than the check itself
         else:
             containers, extensions = _msgpack_marks(data)
-            suspicious = containers > MAX_DEPTH or extensions > 0
+            suspicious = extensions or containers > MAX_DEPTH
         if suspicious:
             try:
                 _check_msgpack_tree(value, ())
@@ -313,18 +322,6 @@ def _bytes_or_text(data: Any) -> bytes | str:
     raise TypeError(f"a payload is bytes or str, got {type(data).__name__}")
 
 
-def _long_number(payload: bytes | str) -> bool:
-    if isinstance(payload, bytes):
-        return _LONG_NUMBER in payload.translate(_DIGITS_TO_ZERO)
-    return _LONG_TEXT_NUMBER in payload.translate(_TEXT_DIGITS_TO_ZERO)
-
-
-def _brackets(payload: bytes | str) -> int:
-    if isinstance(payload, bytes):
-        return payload.count(b"[") + payload.count(b"{")
-    return payload.count("[") + payload.count("{")
-
-
 def _exact_loads(payload: bytes | str) -> Any:
     """The standard library's parser: exact integers; NaN, infinities and lone surrogates refused."""
     text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
@@ -402,7 +399,12 @@ _SCAN_LIMIT = 4096
 # the first byte of a msgpack map or array, and of an extension (timestamps included)
 _MSGPACK_CONTAINERS = bytes(range(0x80, 0xA0)) + bytes(range(0xDC, 0xE0))
 _MSGPACK_EXTENSIONS = bytes(range(0xC7, 0xCA)) + bytes(range(0xD4, 0xD9))
-_NOT_MSGPACK_MARKS = bytes(set(range(256)) - set(_MSGPACK_CONTAINERS) - set(_MSGPACK_EXTENSIONS))
+_NOT_MSGPACK_MARKS = bytes(sorted(set(range(256)) - set(_MSGPACK_CONTAINERS) - set(_MSGPACK_EXTENSIONS)))
+# what is left of a payload: "c" for each container mark, "e" for each extension mark
+_MSGPACK_MARK_NAMES = bytes.maketrans(
+    _MSGPACK_CONTAINERS + _MSGPACK_EXTENSIONS,
+    b"c" * len(_MSGPACK_CONTAINERS) + b"e" * len(_MSGPACK_EXTENSIONS),
+)
 
 
 def _check_msgpack_tree(value: Any, sequences: tuple[type, ...]) -> None:
@@ -432,14 +434,14 @@ def _sent_leaf(value: Any) -> None:
     return None  # only the nesting matters here: msgpack already took every value
 
 
-def _msgpack_marks(payload: Any) -> tuple[int, int]:
-    """Upper bounds of how many containers and extensions a msgpack payload holds, at C speed.
+def _msgpack_marks(payload: Any) -> tuple[int, bool]:
+    """How many containers a msgpack payload may hold, and whether it may hold an extension (at C speed).
 
     Every map, array and extension starts with a byte from a few known
     ranges; a payload with at most :data:`MAX_DEPTH` of the first and none of
     the second needs no walk through its value.
     """
-    marks = bytes(payload).translate(None, _NOT_MSGPACK_MARKS)
-    if not marks:
-        return 0, 0
-    return len(marks), len(marks.translate(None, _MSGPACK_CONTAINERS))
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    marks = payload.translate(_MSGPACK_MARK_NAMES, _NOT_MSGPACK_MARKS)
+    return len(marks), b"e" in marks
