@@ -97,7 +97,8 @@ class Authenticator:
         """
         if self._running:
             return self
-        socket = self.context.socket(zmq.REP)
+        # a plain socket in a zmq.asyncio context: the handler runs in a thread of its own
+        socket = self.context.socket(zmq.REP) if self._green else zmq.Socket(self.context, zmq.REP)
         socket.linger = 0
         try:
             socket.bind(ZAP_ENDPOINT)

@@ -178,7 +178,7 @@ class JSON(BaseSerializer):
                 return _exact_loads(payload)
             value = _orjson_loads(payload)
         except (TypeError, ValueError, RecursionError) as exc:
-            raise DeserializationError(data, f"invalid JSON: {exc}") from exc
+            raise DeserializationError(data, f"invalid JSON: {type(exc).__name__}: {exc}") from exc
         # a value n levels deep takes 2n bytes and n opening brackets
         if len(payload) > 2 * MAX_DEPTH and scanned.count(opening) > MAX_DEPTH:
             try:
