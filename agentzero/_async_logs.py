@@ -21,7 +21,8 @@ class AsyncZMQPubHandler(ZMQPubHandler):
     in a backlog that a task of the running loop publishes within the
     handler's ``timeout`` (records emitted outside a running loop, past
     :data:`BACKLOG_LIMIT` or not published in time are dropped and counted in
-    :attr:`dropped`).
+    :attr:`dropped`). Records of other threads wait in the base class's
+    bounded queue until the loop's thread logs again, flushes or closes.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
