@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from typing import Any
 
-from agentzero.logs import ZMQPubHandler, _plain_args
+from agentzero.logs import ZMQPubHandler
 
 #: the most records an asyncio handler holds while its socket cannot take them; more are dropped
 BACKLOG_LIMIT = 10000
@@ -22,7 +21,8 @@ class AsyncZMQPubHandler(ZMQPubHandler):
     in a backlog that a task of the running loop publishes within the
     handler's ``timeout`` (records emitted outside a running loop, past
     :data:`BACKLOG_LIMIT` or not published in time are dropped and counted in
-    :attr:`dropped`).
+    :attr:`dropped`). Records of other threads wait in the base class's
+    bounded queue until the loop's thread logs again, flushes or closes.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -30,22 +30,17 @@ class AsyncZMQPubHandler(ZMQPubHandler):
         self._backlog: deque[dict[str, Any]] = deque()
         self._drainer: asyncio.Task[None] | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "emitting", False):
-            self.dropped += 1
+    def _publish(self, payload: dict[str, Any]) -> None:
+        """Publish at once when the socket takes it, else keep it, in order, for the loop's task.
+
+        Called by :meth:`ZMQPubHandler.emit` in the owner thread only: records of
+        other threads wait in the base class's queue until then.
+        """
+        if self._closed or self.socket_name not in self.manager.sockets:
+            self._count_dropped(1)
             return
-        self._local.emitting = True
-        try:
-            if self.socket_name not in self.manager.sockets:
-                self.dropped += 1
-                return
-            payload = {"msg": self.format(record), "args": _plain_args(record.args), "level": record.levelno}
-            if self._backlog or not self.manager._publish_now(self.socket_name, self.topic_name, payload):
-                self._defer(payload)
-        except Exception:
-            self.handleError(record)
-        finally:
-            self._local.emitting = False
+        if self._backlog or not self.manager._publish_now(self.socket_name, self.topic_name, payload):
+            self._defer(payload)
 
     def close(self) -> None:
         """Drop the records still waiting, and close the handler."""
@@ -56,7 +51,7 @@ class AsyncZMQPubHandler(ZMQPubHandler):
         ):
             self._drainer.cancel()
         self._drainer = None
-        self.dropped += len(self._backlog)
+        self._count_dropped(len(self._backlog))
         self._backlog.clear()
         super().close()
 
@@ -64,10 +59,10 @@ class AsyncZMQPubHandler(ZMQPubHandler):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.dropped += 1
+            self._count_dropped(1)
             return
         if len(self._backlog) >= BACKLOG_LIMIT:
-            self.dropped += 1
+            self._count_dropped(1)
             return
         self._backlog.append(payload)
         drainer = self._drainer
@@ -86,4 +81,4 @@ class AsyncZMQPubHandler(ZMQPubHandler):
             if backlog:
                 backlog.popleft()
             if not sent:
-                self.dropped += 1
+                self._count_dropped(1)

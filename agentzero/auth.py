@@ -25,11 +25,17 @@ from typing import Any
 import zmq
 from zmq.utils import z85
 
+from agentzero.errors import SocketBindError
 from agentzero.util import load_curve_public_keys
 
 log = logging.getLogger("agentzero.auth")
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+#: how often, at most, the runner checks whether it was stopped, in seconds
+POLL_INTERVAL = 0.05
+#: the longest :meth:`Authenticator.stop` waits for the runner by default, in seconds
+STOP_TIMEOUT = 5.0
+POLL_INTERVAL_MS = int(POLL_INTERVAL * 1000)
 _ZAP_VERSION = b"1.0"
 
 
@@ -66,32 +72,74 @@ class Authenticator:
     def is_allowed(self, public_key: str | bytes) -> bool:
         return _z85(public_key) in self.allowed
 
+    @property
+    def running(self) -> bool:
+        """Whether the authenticator holds the ZAP endpoint and answers requests."""
+        return self._running
+
     def start(self) -> Authenticator:
-        """Bind the ZAP endpoint and start answering; return self."""
+        """Bind the ZAP endpoint and start answering; return self.
+
+        Starting again after :meth:`stop`, on the same context or from a new
+        one, works every time: :meth:`stop` frees the endpoint before it returns.
+
+        Returns
+        -------
+        Authenticator
+            self, running
+
+        Raises
+        ------
+        SocketBindError
+            when the endpoint is taken (another authenticator runs on this
+            context); the socket made for it is closed, so the context can
+            still terminate.
+        """
         if self._running:
             return self
         # a plain socket in a zmq.asyncio context: the handler runs in a thread of its own
-        self._socket = self.context.socket(zmq.REP) if self._green else zmq.Socket(self.context, zmq.REP)
-        self._socket.linger = 0
-        self._socket.bind(ZAP_ENDPOINT)
+        socket = self.context.socket(zmq.REP) if self._green else zmq.Socket(self.context, zmq.REP)
+        socket.linger = 0
+        try:
+            socket.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError as exc:
+            socket.close(linger=0)
+            raise SocketBindError("zap", ZAP_ENDPOINT, exc) from None
+        self._socket = socket
         self._running = True
         if self._green:
             import gevent
 
-            self._runner = gevent.spawn(self._serve)
+            self._runner = gevent.spawn(self._serve, socket)
         else:
+            # the socket moves to the runner thread, which alone uses it (starting a thread is a
+            # memory barrier, as ZeroMQ asks when a socket changes threads) and unbinds and closes it
             thread_class = _original_thread_class()
-            self._runner = thread_class(target=self._serve, name="agentzero-zap", daemon=True)
+            self._runner = thread_class(target=self._serve, args=(socket,), name="agentzero-zap", daemon=True)
             self._runner.start()
         return self
 
-    def stop(self) -> None:
-        """Stop answering and free the ZAP endpoint."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop answering and free the ZAP endpoint, within ``timeout`` seconds.
+
+        The runner notices within :data:`POLL_INTERVAL` seconds, unbinds the
+        endpoint (at once, unlike ``close``, which frees an ``inproc`` endpoint
+        in the background) and closes its socket before this returns.
+
+        Parameters
+        ----------
+        timeout : float
+            the longest wait for the runner; a runner still busy after it (a
+            slow :meth:`answer`) closes its socket when it ends. A greenlet is
+            killed instead.
+        """
         if not self._running:
             return
         self._running = False
-        self._runner.join(timeout=2)
-        self._socket.close(linger=0)
+        runner, self._runner, self._socket = self._runner, None, None
+        runner.join(timeout=timeout)
+        if self._green and not runner.dead:
+            runner.kill(block=True, timeout=timeout)
 
     def __enter__(self) -> Authenticator:
         return self.start()
@@ -99,29 +147,28 @@ class Authenticator:
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    def _serve(self) -> None:
-        while self._running:
-            try:
-                if not self._socket.poll(100):
+    def _serve(self, socket: Any) -> None:
+        try:
+            while self._running and self._socket is socket:
+                try:
+                    if not socket.poll(POLL_INTERVAL_MS):
+                        continue
+                    request = socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
                     continue
-                request = self._socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                continue
-            except zmq.ZMQError:
-                return  # context terminated or socket closed
-            try:
-                reply = self.answer(request)
-            except Exception:  # a handler that dies would leave every handshake unanswered
-                log.exception("ZAP request %r could not be answered", request[:6])
-                reply = [
-                    _ZAP_VERSION,
-                    request[1] if len(request) > 1 else b"",
-                    b"500",
-                    b"internal error",
-                    b"",
-                    b"",
-                ]
-            self._socket.send_multipart(reply)
+                except zmq.ZMQError:
+                    return  # context terminated
+                socket.send_multipart(self._answer_safely(request))
+        finally:
+            _release(socket)
+
+    def _answer_safely(self, request: list[bytes]) -> list[bytes]:
+        try:
+            return self.answer(request)
+        except Exception:  # a handler that dies would leave every handshake unanswered
+            log.exception("ZAP request %r could not be answered", request[:6])
+            request_id = request[1] if len(request) > 1 else b""
+            return [_ZAP_VERSION, request_id, b"500", b"internal error", b"", b""]
 
     def answer(self, request: list[bytes]) -> list[bytes]:
         """Return the ZAP reply to one request (RFC 27)."""
@@ -136,6 +183,15 @@ class Authenticator:
         self.denied += 1
         reason = b"unknown key" if mechanism == b"CURVE" else b"CURVE required"
         return [_ZAP_VERSION, request_id, b"400", reason, b"", b""]
+
+
+def _release(socket: Any) -> None:
+    """Unbind the ZAP endpoint, so that it is free at once, and close the socket."""
+    try:
+        socket.unbind(ZAP_ENDPOINT)
+    except zmq.ZMQError:
+        pass  # the context is terminating: closing is all that is left
+    socket.close(linger=0)
 
 
 def _z85(key: str | bytes) -> bytes:

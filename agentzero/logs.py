@@ -1,25 +1,81 @@
-"""A :class:`logging.Handler` that publishes log records on a ZeroMQ PUB socket."""
+"""A :class:`logging.Handler` that publishes log records on a ZeroMQ PUB socket.
+
+A ZeroMQ socket belongs to one thread, and a logging handler is called from
+whatever thread logs. :class:`ZMQPubHandler` therefore only touches its socket
+from the thread that created it (its *owner*, the manager's thread). A record
+logged by any other thread is formatted there and handed over through a
+thread-safe, bounded queue (``max_pending`` records); the owner publishes the
+queued records, in order, before its own next record, and when it calls
+:meth:`~ZMQPubHandler.flush` or :meth:`~ZMQPubHandler.close`. Under gevent the
+handing thread also wakes the owner's hub with a gevent ``async`` watcher (the
+one gevent object that is safe to signal from another thread), so queued
+records go out as soon as the owner's loop runs, without waiting for its next
+record. A record that finds the queue full is dropped and counted.
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
+import time
 from typing import Any
 
+from agentzero.errors import SocketClosed, SocketNotFound
+from agentzero.waiting import check_seconds
+
 _PLAIN_TYPES = (str, int, float, bool, type(None))
+
+#: agentzero 0.4.6's record text, and its date format (UTC)
+DEFAULT_FORMAT = "[%(asctime)s] %(levelname)s %(filename)s:%(lineno)d - %(message)s\n"
+ERROR_FORMAT = "[%(asctime)s] %(levelname)s %(filename)s:%(lineno)d - %(message)s - %(exc_info)s\n"
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _utc_formatter(fmt: str) -> logging.Formatter:
+    formatter = logging.Formatter(fmt, datefmt=DATE_FORMAT)
+    formatter.converter = time.gmtime  # the format says Z: keep it true
+    return formatter
+
+
+def _original(module: str, name: str) -> Any:
+    """``module.name`` as it was before gevent's monkey-patching (the real thread primitives)."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return getattr(__import__(module), name)
+    return monkey.get_original(module, name)
+
+
+_thread_ident = _original("_thread", "get_ident")
+_allocate_lock = _original("_thread", "allocate_lock")
+_RLock = _original("_thread", "RLock")
 
 
 class ZMQPubHandler(logging.Handler):
     """Publish each log record through a named socket of a :class:`~agentzero.core.SocketManager`.
 
     Every record becomes one event on ``topic_name`` whose data is
-    ``{"msg": <the formatted record>, "args": record.args, "level": record.levelno}``.
-    Arguments that are not plain values are sent as their ``str()``.
+    ``{"msg": <the formatted record, str>, "args": record.args, "level": record.levelno}``.
+    Arguments that are not plain values are sent as their ``str()``. Without a
+    formatter of its own (see :meth:`~logging.Handler.setFormatter`, which
+    wins), a record is formatted as agentzero 0.4.6 did:
+    ``"[%(asctime)s] %(levelname)s %(filename)s:%(lineno)d - %(message)s\\n"``
+    with dates as ``%Y-%m-%dT%H:%M:%SZ`` (in UTC), and ``" - %(exc_info)s"``
+    before the newline of an ``ERROR`` record.
 
-    ``emit`` never raises into the caller: failures go through
-    :meth:`logging.Handler.handleError`, records logged while publishing (by
-    the serializer, say) are dropped instead of recursing, and so are records
-    emitted after the socket was closed. :attr:`dropped` counts both.
+    The handler never blocks and never raises into the caller:
+
+    - the socket is looked up by name for every record, so the handler works
+      before the socket exists and after it is closed; such records are dropped;
+    - a socket that cannot take a record at once (a PUSH at its high-water
+      mark, a slow peer) drops it instead of waiting;
+    - only the owner thread touches the socket; other threads queue their
+      records (see the module's documentation), and a full queue drops them;
+    - records logged while publishing (by the serializer, say) are dropped
+      instead of recursing, and failures go through :meth:`~logging.Handler.handleError`.
+
+    :attr:`dropped` counts every record that was not published.
 
     Parameters
     ----------
@@ -27,54 +83,213 @@ class ZMQPubHandler(logging.Handler):
         the manager that owns the socket (the asyncio manager hands out a
         subclass that never blocks its event loop)
     socket_name : str
-        the name of a PUB (or PUSH) socket of ``manager``
+        the name of a PUB (or PUSH) socket of ``manager`` (``"logs"`` by default, as in 0.4.6)
     topic_name : str
         the topic the records are published on
-    timeout : float, optional
-        seconds to wait for a socket that cannot take a record at once; PUB
-        sockets never wait. Defaults to the manager's timeout.
+    timeout : float or None
+        seconds the owner thread may wait for a socket that cannot take a
+        record at once; ``0`` (the default) never waits, ``None`` waits as long
+        as the manager's ``timeout``. Other threads never wait.
     level : int
         the handler's level
+    max_pending : int
+        how many records of other threads may wait for the owner thread.
+
+    Raises
+    ------
+    ValueError
+        when ``timeout`` is negative, infinite or NaN, or ``max_pending`` is not an int >= 0.
     """
 
     def __init__(
         self,
         manager: Any,
-        socket_name: Any,
+        socket_name: Any = "logs",
         topic_name: str = "logs",
-        timeout: float | None = None,
+        timeout: float | None = 0.0,
         level: int = logging.NOTSET,
+        max_pending: int = 1000,
     ) -> None:
         super().__init__(level)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        if not isinstance(max_pending, int) or isinstance(max_pending, bool) or max_pending < 0:
+            raise ValueError(f"max_pending must be an int >= 0, got {max_pending!r}")
         self.manager = manager
         self.socket_name = socket_name
         self.topic_name = topic_name
         self.timeout = timeout
-        #: how many records were not published (socket closed, re-entrant emit, time-out)
+        self.max_pending = max_pending
+        #: how many records were not published (no socket, full queue or socket, re-entrant emit)
         self.dropped = 0
-        self._local = threading.local()
+        #: the thread (``_thread.get_ident()``, never a greenlet's id) that may touch the socket
+        self.owner = _thread_ident()
+        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._count_lock = _allocate_lock()
+        self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
+        self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
+        self._closed = False
+        self._wake = _green_wake(manager, self._wake_up)
+        self._default_formatter = _utc_formatter(DEFAULT_FORMAT)
+        self._error_formatter = _utc_formatter(ERROR_FORMAT)
+
+    def createLock(self) -> None:  # noqa: N802 - logging's name
+        """A real lock even under gevent's monkey-patching: real threads take it too."""
+        self.lock = _RLock()
+
+    @property
+    def pending(self) -> int:
+        """How many records of other threads wait for the owner thread."""
+        return len(self._pending)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record`` with the handler's formatter, or agentzero 0.4.6's format."""
+        if self.formatter is not None:
+            return self.formatter.format(record)
+        if record.levelno == logging.ERROR:
+            return self._error_formatter.format(record)
+        return self._default_formatter.format(record)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "emitting", False):
-            self.dropped += 1
+        if _thread_ident() != self.owner:
+            self._hand_over(record)
             return
-        self._local.emitting = True
+        if self._emitting:
+            self._count_dropped(1)
+            return
+        self._emitting = True
         try:
-            if self.socket_name not in self.manager.sockets:
-                self.dropped += 1
-                return
-            payload = {"msg": self.format(record), "args": _plain_args(record.args), "level": record.levelno}
-            if not self.manager.publish_safe(
-                self.socket_name, self.topic_name, payload, timeout=self.timeout
-            ):
-                self.dropped += 1
+            if self._pending:
+                self._publish_pending()
+            self._publish(self._payload(record))
         except Exception:
             self.handleError(record)
         finally:
-            self._local.emitting = False
+            self._emitting = False
+
+    def flush(self) -> None:
+        """Publish the records other threads queued; only the owner thread does (elsewhere: nothing)."""
+        if _thread_ident() != self.owner or self._emitting or not self._pending:
+            return
+        self._emitting = True
+        try:
+            self._publish_pending()
+        finally:
+            self._emitting = False
+
+    def close(self) -> None:
+        """Publish what is queued (from the owner thread), then drop every later record."""
+        if not self._closed:
+            try:
+                self.flush()
+            except Exception:  # noqa: S110 - closing must go on; flush already counted what it dropped
+                pass
+            self._closed = True
+            self._count_dropped(_drain(self._pending))
+            if self._wake is not None and _thread_ident() == self.owner:
+                wake, self._wake = self._wake, None
+                try:
+                    wake.close()
+                except Exception:  # noqa: S110 - the hub is already gone (interpreter exit)
+                    pass
+        super().close()
+
+    # -- the owner thread -------------------------------------------------------------------
+
+    def _publish(self, payload: dict[str, Any]) -> None:
+        manager = self.manager
+        if self._closed or self.socket_name not in manager.sockets:
+            self._count_dropped(1)
+            return
+        try:
+            sent = manager.publish_safe(self.socket_name, self.topic_name, payload, timeout=self.timeout)
+        except (SocketNotFound, SocketClosed):  # closed since the look-up: as if it were gone
+            sent = False
+        except Exception:  # a payload the serializer refuses: reported by handleError
+            self._count_dropped(1)
+            raise
+        if not sent:
+            self._count_dropped(1)
+
+    def _publish_pending(self) -> None:
+        pending = self._pending
+        while pending:
+            try:
+                payload = pending.popleft()
+            except IndexError:  # pragma: no cover - only the owner pops
+                return
+            try:
+                self._publish(payload)
+            except Exception:
+                self.handleError(_FailedRecord(payload))
+
+    def _wake_up(self) -> None:
+        """Run in the owner's gevent hub when another thread queued records: publish them from a greenlet."""
+        if self._pending and not self._closed:
+            import gevent
+
+            gevent.spawn(self.flush)
+
+    # -- any thread -------------------------------------------------------------------------
+
+    def _hand_over(self, record: logging.LogRecord) -> None:
+        if self._closed or len(self._pending) >= self.max_pending:
+            self._count_dropped(1)
+            return
+        try:
+            payload = self._payload(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(payload)
+        wake = self._wake
+        if wake is not None:
+            try:
+                wake.send()
+            except Exception:  # noqa: S110 - the watcher was closed meanwhile: the record waits for flush
+                pass
+
+    def _payload(self, record: logging.LogRecord) -> dict[str, Any]:
+        return {"msg": self.format(record), "args": _plain_args(record.args), "level": record.levelno}
+
+    def _count_dropped(self, count: int) -> None:
+        if count:
+            with self._count_lock:
+                self.dropped += count
 
     def __repr__(self) -> str:
         return f"<ZMQPubHandler socket={self.socket_name!r} topic={self.topic_name!r}>"
+
+
+class _FailedRecord(logging.LogRecord):
+    """What :meth:`logging.Handler.handleError` reports for a queued record that could not be published."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(
+            "agentzero.logs", payload.get("level", 0), __file__, 0, "%s", (payload["msg"],), None
+        )
+
+
+def _green_wake(manager: Any, callback: Any) -> Any:
+    """For a green manager, a started, unreferenced ``async`` watcher of this thread's hub, else None."""
+    if getattr(getattr(manager, "zmq", None), "__name__", "") != "zmq.green":
+        return None
+    import gevent
+
+    watcher = gevent.get_hub().loop.async_()
+    watcher.start(callback)
+    watcher.ref = False  # it must not keep the hub's loop alive
+    return watcher
+
+
+def _drain(pending: collections.deque[Any]) -> int:
+    count = 0
+    while True:
+        try:
+            pending.popleft()
+        except IndexError:
+            return count
+        count += 1
 
 
 def _plain_args(args: Any) -> Any:

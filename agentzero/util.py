@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import errno
+import os
 import re
 import socket
 import time
@@ -34,6 +36,18 @@ def get_free_tcp_port(host: str = "127.0.0.1") -> int:
 def get_default_bind_address(host: str = "0.0.0.0") -> str:
     """Return a ``tcp://`` address on ``host`` with a currently free port.
 
+    Parameters
+    ----------
+    host : str
+        the interface to listen on (every interface by default).
+
+    Returns
+    -------
+    str
+        ``tcp://<host>:<port>``; the port was free when checked (see :func:`get_free_tcp_port`).
+
+    Examples
+    --------
     >>> get_default_bind_address().startswith('tcp://0.0.0.0:')
     True
     """
@@ -41,34 +55,73 @@ def get_default_bind_address(host: str = "0.0.0.0") -> str:
 
 
 def get_hostname() -> str:
-    """Return this machine's host name."""
+    """Return this machine's host name (:func:`socket.gethostname`)."""
     return socket.gethostname()
 
 
 def get_public_ip_address(hostname: str | None = None) -> str:
     """Return the IPv4 address that ``hostname`` (this machine's by default) resolves to.
 
-    When the name cannot be resolved it is returned unchanged (see
-    :func:`resolve_hostname`).
+    Parameters
+    ----------
+    hostname : str, optional
+        the name to resolve; defaults to :func:`get_hostname`.
+
+    Returns
+    -------
+    str
+        the address, or the name unchanged when it cannot be resolved (see
+        :func:`resolve_hostname`).
     """
     return resolve_hostname(hostname or get_hostname())
 
 
-def extract_hostname_from_tcp_address(address: str) -> str | None:
+def extract_hostname_from_tcp_address(address: Any) -> str | None:
     """Return the host part of a ``tcp://host:port`` address, or ``None``.
 
+    Parameters
+    ----------
+    address : object
+        usually a ``str``; any other value (``None``, a dict, bytes, ...) is not
+        an address, as agentzero 0.4.6 treated it.
+
+    Returns
+    -------
+    str or None
+        the host name or IP address, or ``None`` when ``address`` is not a
+        ``tcp://host:port`` string.
+
+    Examples
+    --------
     >>> extract_hostname_from_tcp_address('tcp://localhost:5000')
     'localhost'
     >>> extract_hostname_from_tcp_address('ipc:///tmp/x') is None
     True
+    >>> extract_hostname_from_tcp_address({'not': 'an address'}) is None
+    True
     """
-    found = _TCP_ADDRESS.match(address or "")
+    if not isinstance(address, str):
+        return None
+    found = _TCP_ADDRESS.match(address)
     return found.group("host") if found else None
 
 
 def resolve_hostname(hostname: str) -> str:
     """Resolve ``hostname`` to an IPv4 address; return it unchanged when that fails.
 
+    Parameters
+    ----------
+    hostname : str
+        a host name, an IP address or a wildcard such as ``*``.
+
+    Returns
+    -------
+    str
+        the IPv4 address, or ``hostname`` itself when it does not resolve (or is
+        not a non-empty string).
+
+    Examples
+    --------
     >>> resolve_hostname('localhost')
     '127.0.0.1'
     >>> resolve_hostname('*')
@@ -88,6 +141,18 @@ def fix_zeromq_tcp_address(address: str) -> str:
     ZeroMQ cannot bind to host names; wildcards, IP addresses and other
     transports are returned unchanged.
 
+    Parameters
+    ----------
+    address : str
+        a ZeroMQ address (any transport).
+
+    Returns
+    -------
+    str
+        the address with its host resolved (see :func:`resolve_hostname`).
+
+    Examples
+    --------
     >>> fix_zeromq_tcp_address('tcp://localhost:5000')
     'tcp://127.0.0.1:5000'
     >>> fix_zeromq_tcp_address('tcp://*:5000')
@@ -112,7 +177,21 @@ def get_public_zmq_address() -> str:
 def seconds_since(timestamp: float | datetime.datetime) -> float:
     """Return how many seconds passed since ``timestamp``.
 
-    ``timestamp`` is a UNIX time in seconds, or a datetime (naive datetimes are UTC).
+    Parameters
+    ----------
+    timestamp : float or datetime.datetime
+        a UNIX time in seconds, or a datetime (naive datetimes are UTC).
+
+    Returns
+    -------
+    float
+        the seconds elapsed since then (negative for a moment in the future).
+
+    Examples
+    --------
+    >>> import time
+    >>> 59 < seconds_since(time.time() - 60) < 61
+    True
     """
     if isinstance(timestamp, datetime.datetime):
         if timestamp.tzinfo is None:
@@ -124,6 +203,18 @@ def seconds_since(timestamp: float | datetime.datetime) -> float:
 def datetime_from_seconds(timestamp: float) -> datetime.datetime:
     """Return the naive UTC datetime of a UNIX time in seconds.
 
+    Parameters
+    ----------
+    timestamp : float
+        seconds since the epoch
+
+    Returns
+    -------
+    datetime.datetime
+        the moment in UTC, without a time zone (as agentzero 0.4.6 returned it).
+
+    Examples
+    --------
     >>> datetime_from_seconds(0)
     datetime.datetime(1970, 1, 1, 0, 0)
     """
@@ -170,6 +261,13 @@ def serialized_exception(e: BaseException) -> dict[str, Any]:
 def curve_keypair() -> tuple[bytes, bytes]:
     """Return a new CURVE key pair ``(public, secret)``, each 40 Z85 characters.
 
+    Returns
+    -------
+    tuple of bytes
+        ``(public, secret)``, Z85-encoded.
+
+    Examples
+    --------
     >>> public, secret = curve_keypair()
     >>> len(public), len(secret)
     (40, 40)
@@ -179,34 +277,150 @@ def curve_keypair() -> tuple[bytes, bytes]:
     return zmq.curve_keypair()
 
 
-def write_curve_keypair(directory: str, name: str) -> tuple[str, str]:
+def write_curve_keypair(directory: str, name: str, force: bool = False) -> tuple[str, str]:
     """Write a new key pair as ``NAME.key`` (public) and ``NAME.key_secret`` into ``directory``.
+
+    The files have the format of :func:`zmq.auth.create_certificates`, so
+    :func:`load_curve_keypair` and :func:`zmq.auth.load_certificate` read them.
+    The secret file is created with mode ``0600`` (owner only) from the start:
+    it is never readable by others, not even for a moment. An existing key pair
+    is kept unless ``force`` is true; then each file is replaced atomically
+    (written under a temporary name, then renamed over the old one).
+
+    Parameters
+    ----------
+    directory : str
+        where to write the files; created (mode ``0700``) when missing.
+    name : str
+        the base name of the two files
+    force : bool
+        replace an existing key pair (its secret is lost).
+
+    Returns
+    -------
+    tuple of str
+        the paths of the public and the secret key files.
+
+    Raises
+    ------
+    FileExistsError
+        when ``NAME.key`` or ``NAME.key_secret`` already exists and ``force`` is
+        false; its ``filename`` is the existing file, and nothing was written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> public_path, secret_path = write_curve_keypair(directory, 'server')
+    >>> oct(os.stat(secret_path).st_mode & 0o777)
+    '0o600'
+    >>> public, secret = load_curve_keypair(secret_path)
+    >>> len(public), len(secret)
+    (40, 40)
+    >>> write_curve_keypair(directory, 'server')
+    Traceback (most recent call last):
+    ...
+    FileExistsError: [Errno 17] a CURVE key pair exists (force=True replaces it): '...server.key'
+    >>> _ = write_curve_keypair(directory, 'server', force=True)
+    """
+    import zmq
+
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    base = os.path.join(directory, name)
+    public_path, secret_path = f"{base}.key", f"{base}.key_secret"
+    if not force:
+        for path in (public_path, secret_path):
+            if os.path.lexists(path):
+                raise FileExistsError(
+                    errno.EEXIST,
+                    "a CURVE key pair exists (force=True replaces it)",
+                    path,
+                )
+    public, secret = (key.decode("ascii") for key in zmq.curve_keypair())
+    now = datetime.datetime.now().replace(microsecond=0)
+    _write_key_file(secret_path, _SECRET_KEY_FILE.format(now=now, public=public, secret=secret), 0o600, force)
+    _write_key_file(public_path, _PUBLIC_KEY_FILE.format(now=now, public=public), 0o644, force)
+    return public_path, secret_path
+
+
+# the layout of zmq.auth's certificate files, so that pyzmq and CZMQ read them too
+_PUBLIC_KEY_FILE = """#   ****  Generated on {now} by agentzero  ****
+#   ZeroMQ CURVE Public Certificate
+#   Exchange securely, or use a secure mechanism to verify the contents
+#   of this file after exchange. Store public certificates in your home
+#   directory, in the .curve subdirectory.
+
+metadata
+curve
+    public-key = "{public}"
+"""
+_SECRET_KEY_FILE = """#   ****  Generated on {now} by agentzero  ****
+#   ZeroMQ CURVE **Secret** Certificate
+#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.
+
+metadata
+curve
+    public-key = "{public}"
+    secret-key = "{secret}"
+"""
+
+
+def _write_key_file(path: str, text: str, mode: int, replace: bool) -> None:
+    """Create ``path`` with ``mode`` (never wider) and write ``text``; refuse to follow links.
+
+    Replacing writes a new file under a temporary name first, so a reader
+    never sees half a key and the old file's mode is not inherited.
+    """
+    if replace:
+        import tempfile
+
+        descriptor, target = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+        os.fchmod(descriptor, mode)  # mkstemp creates it 0600: widen the public file only
+    else:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        descriptor, target = os.open(path, flags, mode), path
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as stream:
+            stream.write(text)
+        if replace:
+            os.replace(target, path)
+    except BaseException:
+        if replace and os.path.lexists(target):
+            os.unlink(target)
+        raise
+
+
+def load_curve_keypair(path: str) -> tuple[bytes, bytes | None]:
+    """Read a key file written by :func:`write_curve_keypair`.
+
+    Parameters
+    ----------
+    path : str
+        a ``NAME.key`` or ``NAME.key_secret`` file
 
     Returns
     -------
     tuple
-        the paths of the public and the secret key files. The secret file is
-        readable by its owner only.
+        ``(public, secret)`` as Z85 bytes; ``secret`` is ``None`` for a public key file.
     """
-    import os
-
-    import zmq.auth
-
-    os.makedirs(directory, exist_ok=True)
-    public_path, secret_path = zmq.auth.create_certificates(directory, name)
-    os.chmod(secret_path, 0o600)
-    return public_path, secret_path
-
-
-def load_curve_keypair(path: str) -> tuple[bytes, bytes | None]:
-    """Read a key file written by :func:`write_curve_keypair`: ``(public, secret or None)``."""
     import zmq.auth
 
     return zmq.auth.load_certificate(path)
 
 
 def load_curve_public_keys(directory: str) -> set[bytes]:
-    """Return the public keys of every ``*.key`` file in ``directory``."""
+    """Return the public keys of every ``*.key`` file in ``directory``.
+
+    Parameters
+    ----------
+    directory : str
+        a directory of key files, such as :func:`write_curve_keypair` writes.
+
+    Returns
+    -------
+    set of bytes
+        the Z85 public keys found.
+    """
     import zmq.auth
 
     return set(zmq.auth.load_certificates(directory))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 import uuid
 from typing import Any, Awaitable, Callable
@@ -482,6 +483,15 @@ def test_a_malformed_event_ends_the_subscription_with_a_deserialization_error(so
     assert run(scenario) == Event(b"topic", "good")
 
 
+def record_text(event):
+    """``LEVEL - message`` of a record in 0.4.6's format, which is checked whole."""
+    found = re.fullmatch(
+        r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] (\w+) test_asyncio\.py:\d+ - (.*)\n", event.data["msg"]
+    )
+    assert found, event.data["msg"]
+    return f"{found.group(1)} - {found.group(2)}"
+
+
 def test_log_records_are_published_from_coroutines(sockets):
     name = f"test-{uuid.uuid4().hex}"
 
@@ -498,7 +508,8 @@ def test_log_records_are_published_from_coroutines(sockets):
                 logger.removeHandler(handler)
 
     received = run(scenario)
-    assert [event.data["msg"] for event in received] == [f"step {n} of three" for n in range(3)]
+    # issue 10: the record text is 0.4.6's "[date] LEVEL file:line - message\n"
+    assert [record_text(event) for event in received] == [f"INFO - step {n} of three" for n in range(3)]
     assert received[0].topic == b"logs" and received[0].data["level"] == logging.INFO
 
 
@@ -521,7 +532,7 @@ def test_log_records_wait_in_order_for_a_push_socket_that_cannot_take_them_yet(s
         received = run(scenario)
     finally:
         logger.removeHandler(handler)
-    assert [event.data["msg"] for event in received] == [f"record {n}" for n in range(5)]
+    assert [record_text(event) for event in received] == [f"INFO - record {n}" for n in range(5)]
     assert handler.dropped == 0
     logger.info("outside a running loop, with no peer able to take it")  # sent at once or counted
     sockets.close("logs", linger=0)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 import zmq
 
+from agentzero.auth import ZAP_ENDPOINT, Authenticator
 from agentzero.core import SocketManager
+from agentzero.errors import SocketBindError
 from agentzero.util import curve_keypair, write_curve_keypair
 
 SECRET_PAYLOAD = "TOP-SECRET-PAYLOAD-3f2a"
@@ -229,3 +232,85 @@ def test_max_message_size_per_socket(manager, zmq_module):
 def test_max_message_size_must_be_positive(zmq_module, context):
     with pytest.raises(ValueError, match="max_message_size"):
         SocketManager(zmq_module, context, max_message_size=0)
+
+
+# -- issue 10: the authenticator starts, fails and stops cleanly, every time -------------------
+
+
+def terminates_within(context, seconds=5.0):
+    """Whether ``context.term()`` (not destroy: it must not need help) returns within ``seconds``."""
+    done = threading.Event()
+
+    def term():
+        context.term()
+        done.set()
+
+    threading.Thread(target=term, daemon=True).start()
+    return done.wait(seconds)
+
+
+def curve_round_trip(zmq_module, context, keys, admitted=True):
+    """A CURVE PULL server and a listed (or unlisted) PUSH client on loopback: does a message get through?"""
+    with SocketManager(zmq_module, context, timeout=5) as sockets:
+        sockets.create("server", zmq_module.PULL)
+        sockets.make_curve_server("server", keys["server_secret"])
+        sockets.bind("server", "tcp://127.0.0.1:*", zmq.POLLIN)
+        public, secret = (keys["client_public"], keys["client_secret"]) if admitted else curve_keypair()
+        sockets.create("client", zmq_module.PUSH)
+        sockets.make_curve_client(
+            "client", server_public_key=keys["server_public"], public_key=public, secret_key=secret
+        )
+        sockets.connect("client", sockets.addresses["server"], zmq.POLLOUT)
+        sockets.send_safe("client", "through?", timeout=0.5)
+        received = sockets.recv_safe("server", timeout=3 if admitted else 0.5)
+        sockets.close_all(linger=0)
+        return received == "through?"
+
+
+def test_a_failed_start_closes_its_socket_and_raises(zmq_module):
+    context = zmq_module.Context()
+    squatter = context.socket(zmq.REP)
+    squatter.bind(ZAP_ENDPOINT)
+    sockets = SocketManager(zmq_module, context)
+    try:
+        for _ in range(3):
+            with pytest.raises(SocketBindError, match="zeromq.zap.01") as refused:
+                sockets.start_authenticator()
+            assert refused.value.errno == zmq.EADDRINUSE
+            assert sockets._authenticator is None
+    finally:
+        sockets.close_all(linger=0)
+        squatter.close(linger=0)
+    # nothing was left open: a plain term() (which waits for every socket) returns
+    assert terminates_within(context), "context.term() hangs: the failed start leaked its socket"
+
+
+def test_stop_then_start_on_the_same_context_works_every_time(zmq_module, context, keys):
+    authenticator = Authenticator(context)
+    authenticator.allow(keys["client_public"])
+    assert not authenticator.running
+    for attempt in range(25):
+        assert authenticator.start() is authenticator
+        assert authenticator.running
+        if attempt % 8 == 0:
+            assert curve_round_trip(zmq_module, context, keys)
+        started = time.monotonic()
+        authenticator.stop()
+        assert time.monotonic() - started < 2.0
+        assert not authenticator.running
+    with authenticator:
+        assert curve_round_trip(zmq_module, context, keys)
+        assert not curve_round_trip(zmq_module, context, keys, admitted=False)
+    assert not authenticator.running
+
+
+def test_a_new_manager_starts_the_authenticator_after_the_old_one_closed(zmq_module, context, keys):
+    for attempt in range(25):
+        sockets = SocketManager(zmq_module, context)
+        authenticator = sockets.start_authenticator(allowed_keys=[keys["client_public"]])
+        assert authenticator.running
+        if attempt % 8 == 0:
+            assert curve_round_trip(zmq_module, context, keys)
+        sockets.close_all(linger=0)
+        assert not authenticator.running
+    assert terminates_within(context)

@@ -1,9 +1,11 @@
 """The ZAP answers of the authenticator, request by request (RFC 27)."""
 
+import pytest
 import zmq
 from zmq.utils import z85
 
 from agentzero.auth import Authenticator
+from agentzero.errors import SocketBindError
 from agentzero.util import curve_keypair
 
 
@@ -29,3 +31,29 @@ def test_keys_may_be_raw_or_text():
     auth = Authenticator(zmq.Context.instance())
     auth.allow(z85.decode(public))
     assert auth.is_allowed(public.decode())
+
+
+def test_running_follows_start_and_stop():
+    context = zmq.Context()
+    try:
+        auth = Authenticator(context)
+        assert auth.running is False
+        auth.start()
+        assert auth.running is True
+        auth.start()  # starting twice is harmless
+        auth.stop()
+        assert auth.running is False
+        auth.stop()  # and so is stopping twice
+    finally:
+        context.destroy(linger=0)
+
+
+def test_a_taken_endpoint_is_a_library_error_naming_it():
+    context = zmq.Context()
+    try:
+        with Authenticator(context) as first:
+            with pytest.raises(SocketBindError, match="inproc://zeromq.zap.01") as refused:
+                Authenticator(context).start()
+            assert refused.value.errno == zmq.EADDRINUSE and first.running
+    finally:
+        context.destroy(linger=0)
