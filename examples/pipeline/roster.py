@@ -1,0 +1,154 @@
+"""The pipeline manager's workers: taking them in, watching them, and letting them go.
+
+A worker announces itself with ``available`` events (its heartbeat). The
+manager then gives it a PUSH socket of its own, connected to the worker's
+PULL, and a socket monitor on that PUSH. A worker is lost when
+
+- the monitor reports the connection dropped (a killed process: about at once),
+- no heartbeat came for ``heartbeat_timeout`` seconds (a frozen process or a cut link),
+- or it says it leaves.
+
+Only the jobs that worker held are queued again. A worker that comes back
+(it was frozen, or the link healed) announces itself again and is taken in
+as new; what it reports about its old jobs is stale.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import zmq as _zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from agentzero.zero import zmq
+from examples.pipeline.protocol import DISPATCHED, BadMessage, check_available
+from examples.pipeline.records import WorkerRecord
+
+if TYPE_CHECKING:
+    from examples.pipeline.manager import PipelineManager
+
+log = logging.getLogger("pipeline.manager")
+
+#: How many dropped worker ids are remembered, so their late events count as stale, not forged.
+FORMER_WORKERS_KEPT = 10000
+
+
+class Roster:
+    """The worker half of :class:`~examples.pipeline.manager.PipelineManager`."""
+
+    def __init__(self: PipelineManager) -> None:
+        #: worker id -> record, for the workers taken in
+        self.workers: dict[str, WorkerRecord] = {}
+        #: job type -> its workers, in the order they joined
+        self.by_type: dict[str, list[WorkerRecord]] = collections.defaultdict(list)
+        #: ids of workers dropped lately (their late events are stale)
+        self.former_workers: collections.OrderedDict[str, float] = collections.OrderedDict()
+        #: how many workers were lost (not counting those that said they leave)
+        self.workers_lost = 0
+        self._monitors: dict[Any, str] = {}
+        self._turn = 0
+
+    def _worker_seen(self: PipelineManager, topic: bytes, data: Any) -> None:
+        worker_id, job_type, address, concurrency, pid, leaving = check_available(data, self.job_types)
+        worker = self.workers.get(worker_id)
+        if leaving:
+            if worker is not None:
+                self._drop_worker(worker, "left")
+            return
+        if worker is None:
+            self._admit(worker_id, job_type, address, concurrency, pid)
+            return
+        if (worker.job_type, worker.address) != (job_type, address):
+            raise BadMessage(
+                "conflicting worker",
+                f"{worker_id!r} is a {worker.job_type} worker at {worker.address}, "
+                f"an event says {job_type} at {address}",
+            )
+        worker.last_seen = time.monotonic()
+
+    def _admit(
+        self: PipelineManager, worker_id: str, job_type: str, address: str, concurrency: int, pid: Any
+    ) -> None:
+        worker = WorkerRecord(
+            id=worker_id,
+            job_type=job_type,
+            address=address,
+            concurrency=concurrency,
+            pid=pid,
+            last_seen=time.monotonic(),
+            push=f"push:{worker_id}",
+            monitor=f"monitor:{worker_id}",
+        )
+        sockets = self.sockets
+        push = sockets.create(worker.push, zmq.PUSH)
+        # queue only once connected, nothing lingers for a dead peer, and at most what it may hold
+        sockets.set_socket_option(worker.push, zmq.IMMEDIATE, 1)
+        sockets.set_socket_option(worker.push, zmq.LINGER, 0)
+        sockets.set_socket_option(worker.push, zmq.SNDHWM, worker.capacity + 16)
+        monitor = push.get_monitor_socket(_zmq.EVENT_DISCONNECTED)
+        sockets.sockets[worker.monitor] = monitor  # a socket added by hand is adopted by name
+        sockets.register_socket(monitor, zmq.POLLIN)
+        self._monitors[monitor] = worker_id
+        sockets.connect(worker.push, address, 0)
+        self.workers[worker_id] = worker
+        self.by_type[job_type].append(worker)
+        returning = " (again)" if self.former_workers.pop(worker_id, None) is not None else ""
+        log.info("worker %s (%s) joined at %s%s", worker_id, job_type, address, returning)
+
+    def _drain_monitors(self: PipelineManager, ready: Any) -> None:
+        for monitor in [socket for socket in ready if socket in self._monitors]:
+            worker = self.workers.get(self._monitors[monitor])
+            lost = False
+            while True:
+                try:
+                    event = recv_monitor_message(monitor, _zmq.NOBLOCK)
+                except _zmq.Again:
+                    break
+                lost = lost or event["event"] == _zmq.EVENT_DISCONNECTED
+            if lost and worker is not None:
+                self._drop_worker(worker, "connection lost")
+
+    def _check_workers(self: PipelineManager, now: float) -> None:
+        for worker in list(self.workers.values()):
+            if now - worker.last_seen > self.heartbeat_timeout:
+                self._drop_worker(worker, f"silent for {now - worker.last_seen:.1f}s")
+        for worker in self.workers.values():
+            for job_id in list(worker.held):
+                job = self.jobs[job_id]
+                if job.state == DISPATCHED and now - job.dispatched_at > self.dispatch_timeout:
+                    worker.held.discard(job_id)
+                    self._redispatch(job)
+
+    def _drop_worker(self: PipelineManager, worker: WorkerRecord, why: str) -> None:
+        """Forget a worker, close its sockets, and queue again exactly the jobs it held."""
+        del self.workers[worker.id]
+        self.by_type[worker.job_type].remove(worker)
+        self.former_workers[worker.id] = time.monotonic()
+        while len(self.former_workers) > FORMER_WORKERS_KEPT:
+            self.former_workers.popitem(last=False)
+        monitor = self.sockets.sockets.get(worker.monitor)
+        self._monitors.pop(monitor, None)
+        push = self.sockets.sockets.get(worker.push)
+        if push is not None:
+            push.disable_monitor()
+        self.sockets.close(worker.monitor, linger=0)
+        self.sockets.close(worker.push, linger=0)
+        if why != "left":
+            self.workers_lost += 1
+        level = logging.INFO if why == "left" else logging.WARNING
+        log.log(
+            level,
+            "worker %s (%s) dropped: %s; %d job(s) to send again",
+            worker.id,
+            worker.job_type,
+            why,
+            len(worker.held),
+        )
+        for job_id in sorted(worker.held):
+            job = self.jobs[job_id]
+            if job.worker_id == worker.id and job.token is not None:
+                self._redispatch(job)
+        worker.held.clear()
