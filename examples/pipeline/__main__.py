@@ -20,12 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from agentzero.core import SocketManager
 from agentzero.errors import AgentZeroSocketError
@@ -36,6 +33,9 @@ from examples.pipeline.protocol import COMPLETED, new_job
 from examples.pipeline.steps import BadStep, load_pipelines, load_step
 from examples.pipeline.worker import ManagerUnreachable, StepWorker, ask_manager
 from examples.processes import spawn_module, stop_processes
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class UsageError(Exception):
@@ -214,6 +214,8 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from rich.console import Console  # only `run` draws: workers start faster without rich
+
     console = Console()
     steps = PIPELINES[args.pipeline]
     manager = PipelineManager(max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout)
@@ -299,6 +301,8 @@ def run_with_progress(
     workers: list[subprocess.Popen],
     killed: list[int],
 ) -> bool:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         overall = progress.add_task("all jobs", total=args.jobs)
@@ -340,6 +344,8 @@ def print_summary(
     killed: list[int],
     verified: bool | None,
 ) -> None:
+    from rich.table import Table
+
     stats = manager.stats()
     table = Table(title="pipeline summary")
     table.add_column("measure")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
 import zmq as _zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from agentzero.zero import zmq
 from examples.pipeline.protocol import DISPATCHED, BadMessage, check_available
@@ -34,6 +34,7 @@ log = logging.getLogger("pipeline.manager")
 
 #: How many dropped worker ids are remembered, so their late events count as stale, not forged.
 FORMER_WORKERS_KEPT = 10000
+_MONITOR_EVENT = struct.Struct("=HI")
 
 
 class Roster:
@@ -104,10 +105,11 @@ class Roster:
             lost = False
             while True:
                 try:
-                    event = recv_monitor_message(monitor, _zmq.NOBLOCK)
+                    frames = monitor.recv_multipart(_zmq.NOBLOCK)
                 except _zmq.Again:
                     break
-                lost = lost or event["event"] == _zmq.EVENT_DISCONNECTED
+                # a monitor event: [uint16 event, uint32 value][endpoint]
+                lost = lost or _MONITOR_EVENT.unpack_from(frames[0])[0] == _zmq.EVENT_DISCONNECTED
             if lost and worker is not None:
                 self._drop_worker(worker, "connection lost")
 
