@@ -42,6 +42,13 @@ class UsageError(Exception):
     """A bad argument or an unusable address: exit code 2 and one line."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.pipeline", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m examples.pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="name", required=True)
 
     run = commands.add_parser("run", help="manager, workers and jobs on this machine, with a live view")

@@ -19,16 +19,14 @@ import collections
 import logging
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import zmq as _zmq
 
+from agentzero.core import SocketManager
 from agentzero.zero import zmq
 from examples.pipeline.protocol import DISPATCHED, BadMessage, check_available
-from examples.pipeline.records import WorkerRecord
-
-if TYPE_CHECKING:
-    from examples.pipeline.manager import PipelineManager
+from examples.pipeline.records import JobRecord, WorkerRecord
 
 log = logging.getLogger("pipeline.manager")
 
@@ -40,7 +38,17 @@ _MONITOR_EVENT = struct.Struct("=HI")
 class Roster:
     """The worker half of :class:`~examples.pipeline.manager.PipelineManager`."""
 
-    def __init__(self: PipelineManager) -> None:
+    # set by the manager
+    sockets: SocketManager
+    jobs: dict[str, JobRecord]
+    job_types: set[str]
+    heartbeat_timeout: float
+    dispatch_timeout: float
+
+    def _redispatch(self, job: JobRecord) -> None:
+        raise NotImplementedError  # the manager queues the job again
+
+    def __init__(self) -> None:
         #: worker id -> record, for the workers taken in
         self.workers: dict[str, WorkerRecord] = {}
         #: job type -> its workers, in the order they joined
@@ -52,7 +60,7 @@ class Roster:
         self._monitors: dict[Any, str] = {}
         self._turn = 0
 
-    def _worker_seen(self: PipelineManager, topic: bytes, data: Any) -> None:
+    def _worker_seen(self, topic: bytes, data: Any) -> None:
         worker_id, job_type, address, concurrency, pid, leaving = check_available(data, self.job_types)
         worker = self.workers.get(worker_id)
         if leaving:
@@ -70,9 +78,7 @@ class Roster:
             )
         worker.last_seen = time.monotonic()
 
-    def _admit(
-        self: PipelineManager, worker_id: str, job_type: str, address: str, concurrency: int, pid: Any
-    ) -> None:
+    def _admit(self, worker_id: str, job_type: str, address: str, concurrency: int, pid: Any) -> None:
         worker = WorkerRecord(
             id=worker_id,
             job_type=job_type,
@@ -99,7 +105,7 @@ class Roster:
         returning = " (again)" if self.former_workers.pop(worker_id, None) is not None else ""
         log.info("worker %s (%s) joined at %s%s", worker_id, job_type, address, returning)
 
-    def _drain_monitors(self: PipelineManager, ready: Any) -> None:
+    def _drain_monitors(self, ready: Any) -> None:
         for monitor in [socket for socket in ready if socket in self._monitors]:
             worker = self.workers.get(self._monitors[monitor])
             lost = False
@@ -113,7 +119,7 @@ class Roster:
             if lost and worker is not None:
                 self._drop_worker(worker, "connection lost")
 
-    def _check_workers(self: PipelineManager, now: float) -> None:
+    def _check_workers(self, now: float) -> None:
         for worker in list(self.workers.values()):
             if now - worker.last_seen > self.heartbeat_timeout:
                 self._drop_worker(worker, f"silent for {now - worker.last_seen:.1f}s")
@@ -124,7 +130,7 @@ class Roster:
                     worker.held.discard(job_id)
                     self._redispatch(job)
 
-    def _drop_worker(self: PipelineManager, worker: WorkerRecord, why: str) -> None:
+    def _drop_worker(self, worker: WorkerRecord, why: str) -> None:
         """Forget a worker, close its sockets, and queue again exactly the jobs it held."""
         del self.workers[worker.id]
         self.by_type[worker.job_type].remove(worker)

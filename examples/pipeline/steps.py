@@ -128,7 +128,10 @@ def load_step(spec: str, builtin: dict[str, type[Step]] | None = None) -> Step:
     factory = _import_object(spec)
     if not callable(factory):
         raise BadStep(f"{spec!r} is not a Step class or a callable returning a Step")
-    step = factory()
+    try:
+        step = factory()
+    except Exception as error:  # a user's constructor may raise anything: say which one did
+        raise BadStep(f"{spec!r} could not be made: {type(error).__name__}: {error}") from error
     if not isinstance(step, Step):
         raise BadStep(f"{spec!r} made a {type(step).__name__}, not a Step")
     if not is_clean_text(step.job_type):
