@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import secrets
+import os
 import time
 from typing import Any, Callable
 
@@ -48,6 +48,7 @@ from examples.pipeline.records import JobRecord, WorkerRecord
 from examples.pipeline.roster import Roster
 
 log = logging.getLogger("pipeline.manager")
+_urandom = os.urandom
 
 #: The largest event, job or request the manager reads, in bytes.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
@@ -487,7 +488,7 @@ class PipelineManager(Roster):
             job.in_queue = False
             if job.state != QUEUED or job.job_type != job_type:
                 continue  # moved on since it was queued: never run a step twice or two at once
-            token = secrets.token_hex(protocol.TOKEN_BYTES)
+            token = _urandom(protocol.TOKEN_BYTES).hex()  # unpredictable, as secrets.token_hex
             dispatch = {"job_id": job.id, "token": token, "attempt": job.attempts + 1, "data": job.data}
             try:
                 sent = send(worker.push, dispatch, timeout=0)

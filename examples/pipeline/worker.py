@@ -127,6 +127,7 @@ class StepWorker:
         self.lease = 3.0
         self._last_beat = time.monotonic()
         self._refusing_until = 0.0
+        self._unannounced: dict[str, dict[str, Any]] = {}
         self._stopping = False
         self.logger = logging.getLogger(f"pipeline.worker.{self.worker_id}")
 
@@ -201,6 +202,7 @@ class StepWorker:
             self._woke_from_freeze(time.monotonic())
             self._last_beat = time.monotonic()
             self._publish_available()
+            self._announce_started()
             self.sockets.publish_safe(
                 "events",
                 protocol.METRIC,
@@ -251,8 +253,19 @@ class StepWorker:
             return
         self.pool.spawn(self._run_job, header, Job(job_id, attempt), dispatch.get("data"))
 
+    def _announce_started(self) -> None:
+        """Publish ``job:started`` for the jobs running since the last heartbeat.
+
+        Jobs that end before the next heartbeat are never announced: their result
+        says it all, and the manager reads one event less per job.
+        """
+        for header in self._unannounced.values():
+            self.sockets.publish_safe("events", protocol.JOB_STARTED, header)
+        self._unannounced.clear()
+
     def _run_job(self, header: dict[str, Any], job: Job, data: Any) -> None:
-        self.sockets.publish_safe("events", protocol.JOB_STARTED, header)
+        token = header["token"]
+        self._unannounced[token] = header
         started = time.perf_counter()
         try:
             delay = data.get("delay") if isinstance(data, dict) else None
@@ -273,4 +286,5 @@ class StepWorker:
         else:
             self.done += 1
         finally:
+            self._unannounced.pop(token, None)
             self.busy_seconds += time.perf_counter() - started
