@@ -14,6 +14,8 @@ import gevent
 import pytest
 
 from examples.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
+from examples.pipeline.steps import load_step
+from examples.pipeline.worker import StepWorker
 from tests.functional.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -168,3 +170,25 @@ def test_a_refused_dispatch_is_queued_again_without_costing_an_attempt(line):
     noop.report("job:success", second, result={"n": 1})
     wait_until(lambda: manager.jobs["N"].state == COMPLETED, what="N completed")
     assert manager.jobs["N"].attempts == 1
+
+
+def test_a_worker_that_woke_from_a_long_freeze_refuses_what_it_finds_then_works_again(line):
+    """The worker's side of SIGSTOP: dispatches found right after a freeze are refused, not run."""
+    manager, _ = line
+    worker = StepWorker(load_step("noop"), manager.addresses["status"], concurrency=1, heartbeat_interval=0.1)
+    worker.connect(timeout=5)
+    assert worker.lease == manager.heartbeat_timeout  # told by the manager
+    runner = gevent.spawn(worker.run)
+    try:
+        wait_until(lambda: worker.worker_id in manager.workers, what="the worker joined")
+        worker._last_beat -= 2 * worker.lease  # as if SIGSTOPped for twice the lease
+        manager.submit(new_job("noop", {"n": 1}, job_id="N"))
+        wait_until(lambda: manager.jobs["N"].state == COMPLETED, what="N completed after the refusal window")
+        assert worker.refused >= 1
+        job = manager.jobs["N"]
+        assert job.attempts == 1 and len(job.dispatches) == worker.refused + 1
+        assert job.passed == [("noop", worker.worker_id)]
+    finally:
+        worker.stop()
+        runner.join(timeout=5)
+        worker.close()
