@@ -325,7 +325,8 @@ def run_with_progress(
                 victim = workers[len(workers) // 2]
                 victim.send_signal(signal.SIGKILL)
                 killed.append(victim.pid)
-                console.print(f"killed worker process {victim.pid} ({victim.job_type}) with SIGKILL")
+                job_type = victim.job_type  # type: ignore[attr-defined]
+                console.print(f"killed worker process {victim.pid} ({job_type}) with SIGKILL")
 
         return manager.wait(args.jobs, timeout=args.timeout, on_tick=tick)
 

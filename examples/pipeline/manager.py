@@ -129,7 +129,7 @@ class PipelineManager(Roster):
         self._next_check = 0.0
         self.started_at = time.monotonic()
         Roster.__init__(self)
-        self._event_handlers: dict[bytes, Callable[[str, Any], None]] = {
+        self._event_handlers: dict[bytes, Callable[[bytes, Any], None]] = {
             protocol.AVAILABLE.encode(): self._worker_seen,
             protocol.METRIC.encode(): self._metric,
             protocol.LOGS.encode(): self._log_line,
@@ -227,7 +227,8 @@ class PipelineManager(Roster):
             if job["id"] in self.jobs:
                 raise BadJob(f"duplicate job id {job['id']!r}")
         except BadJob as problem:
-            return self._reject(job, str(problem))
+            self._reject(job, str(problem))
+            return None
         record = JobRecord(
             id=job["id"],
             pipeline=job["pipeline"],
@@ -459,7 +460,6 @@ class PipelineManager(Roster):
         self.rejected.append({"job_id": job_id if isinstance(job_id, str) else None, "reason": reason})
         self.rejected_count += 1
         log.warning("rejected a job: %s", reason)
-        return None
 
     # -- dispatching ------------------------------------------------------------------------
 

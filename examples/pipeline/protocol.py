@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
 
 AVAILABLE = "available"
 JOB_STARTED = "job:started"
@@ -85,7 +88,7 @@ def new_job(pipeline: str, instructions: dict[str, Any] | None = None, job_id: s
     return {"id": job_id or uuid.uuid4().hex, "pipeline": pipeline, "instructions": instructions or {}}
 
 
-def is_clean_text(value: Any, limit: int = MAX_ID_LENGTH) -> bool:
+def is_clean_text(value: Any, limit: int = MAX_ID_LENGTH) -> TypeGuard[str]:
     """True for printable text of 1 to ``limit`` characters (no lone surrogates, no control characters).
 
     >>> is_clean_text("job-1"), is_clean_text("\\ud800"), is_clean_text(""), is_clean_text(7)
@@ -155,7 +158,9 @@ def check_available(data: Any, job_types: Any) -> tuple[str, str, str, int, Any,
     if not is_clean_text(job_type) or job_type not in job_types:
         raise BadMessage("unknown job type", f"worker {worker_id!r} announced {_short(job_type)}")
     address = data.get("address")
-    found = _WORKER_ADDRESS.match(address) if type(address) is str and len(address) <= 300 else None
+    if not isinstance(address, str) or len(address) > 300:
+        raise BadMessage("bad address", f"worker {worker_id!r} announced {_short(address)}")
+    found = _WORKER_ADDRESS.match(address)
     if found is None or not 1 <= int(found.group("port")) <= 65535:
         raise BadMessage("bad address", f"worker {worker_id!r} announced {_short(address)}")
     concurrency = data.get("concurrency", 1)
@@ -183,7 +188,7 @@ def check_job_event(data: Any) -> tuple[str, str, str]:
         raise BadMessage("bad job id", _short(job_id))
     if not is_clean_text(worker_id):
         raise BadMessage("bad worker id", _short(worker_id))
-    if type(token) is not str or not _TOKEN.match(token):
+    if not isinstance(token, str) or not _TOKEN.match(token):
         raise BadMessage("bad token", _short(token))
     return job_id, token, worker_id
 

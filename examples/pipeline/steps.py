@@ -120,7 +120,9 @@ def load_step(spec: str, builtin: dict[str, type[Step]] | None = None) -> Step:
         no printable ``job_type``.
     """
     if builtin is None:
-        from examples.pipeline.builtin_steps import STEPS as builtin
+        from examples.pipeline.builtin_steps import STEPS
+
+        builtin = STEPS
     if spec in builtin:
         return builtin[spec]()
     if ":" not in spec:

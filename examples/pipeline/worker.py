@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.pool
@@ -251,7 +251,7 @@ class StepWorker:
             self.refused += 1
             self.sockets.publish_safe("events", protocol.JOB_REFUSED, header)
             return
-        self.pool.spawn(self._run_job, header, Job(job_id, attempt), dispatch.get("data"))
+        self.pool.spawn(self._run_job, header, Job(cast(str, job_id), attempt), dispatch.get("data"))
 
     def _announce_started(self) -> None:
         """Publish ``job:started`` for the jobs running since the last heartbeat.
