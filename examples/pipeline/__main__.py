@@ -235,6 +235,10 @@ def command_run(args: argparse.Namespace) -> int:
         for _ in range(args.workers)
     ]
     console.print(f"started {len(workers)} worker processes ({args.workers} per step: {', '.join(steps)})")
+    joining = time.monotonic()
+    while len(manager.workers) < len(workers) and time.monotonic() - joining < 30:
+        gevent.sleep(0.05)  # jobs wait for their workers anyway: measure from here
+    console.print(f"{len(manager.workers)} workers joined in {time.monotonic() - joining:.1f}s")
     started = time.monotonic()
     jobs = [
         new_job(
