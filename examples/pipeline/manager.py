@@ -75,6 +75,9 @@ class PipelineManager(Roster):
         how many lost workers a job survives before it fails
     max_message_size : int
         the largest event, job or request read, in bytes; larger ones are dropped and counted
+    max_workers : int
+        how many workers may be taken in at once; more ``available`` events are dropped and
+        counted (each worker costs two sockets)
     context : zmq.Context, optional
         a green context; defaults to agentzero's
 
@@ -94,6 +97,7 @@ class PipelineManager(Roster):
         dispatch_timeout: float = 60.0,
         max_redispatches: int = 5,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_workers: int = 1000,
         context: Any = None,
     ) -> None:
         if max_attempts < 1:
@@ -102,6 +106,8 @@ class PipelineManager(Roster):
             raise ValueError(f"max_redispatches must be >= 0, got {max_redispatches}")
         if max_message_size < 1:
             raise ValueError(f"max_message_size must be >= 1, got {max_message_size}")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.bind_host = bind_host
         self.status_port = status_port
         self.pipelines = dict(pipelines or PIPELINES)
@@ -111,6 +117,7 @@ class PipelineManager(Roster):
         self.dispatch_timeout = finite_seconds("dispatch_timeout", dispatch_timeout)
         self.max_redispatches = max_redispatches
         self.max_message_size = max_message_size
+        self.max_workers = max_workers
         self.sockets = SocketManager(zmq, context or green_context)
         self.addresses: dict[str, str] = {}
         self.jobs: dict[str, JobRecord] = {}

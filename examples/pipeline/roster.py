@@ -44,6 +44,7 @@ class Roster:
     job_types: set[str]
     heartbeat_timeout: float
     dispatch_timeout: float
+    max_workers: int
 
     def _redispatch(self, job: JobRecord) -> None:
         raise NotImplementedError  # the manager queues the job again
@@ -68,6 +69,8 @@ class Roster:
                 self._drop_worker(worker, "left")
             return
         if worker is None:
+            if len(self.workers) >= self.max_workers:
+                raise BadMessage("too many workers", f"{worker_id!r} refused: {self.max_workers} already")
             self._admit(worker_id, job_type, address, concurrency, pid)
             return
         if (worker.job_type, worker.address) != (job_type, address):

@@ -227,3 +227,25 @@ def test_jobs_with_bad_ids_or_unsendable_data_fail_alone(setup):
     holder.report("job:success", dispatch, result={"n": 1})
     wait_until(lambda: manager.jobs["J"].state == COMPLETED, what="J completed")
     assert not manager._loop.dead and manager.bad_messages["internal error"] == 0
+
+
+def test_a_flood_of_forged_workers_is_capped():
+    manager = start_manager(heartbeat_timeout=30.0, max_workers=2)
+    hands = [HandWorker(manager, "noop", f"w{number}") for number in range(3)]
+    try:
+        hands[0].announce()
+        hands[1].announce()
+        wait_until(
+            lambda: (
+                hands[2].beat() is None
+                and gevent.sleep(0.02) is None
+                and manager.bad_messages["too many workers"]
+            ),
+            what="the third worker refused",
+        )
+        assert set(manager.workers) == {"w0", "w1"}
+        assert len([name for name in manager.sockets.sockets if name.startswith("push:")]) == 2
+    finally:
+        for hand in hands:
+            hand.close()
+        manager.stop()
