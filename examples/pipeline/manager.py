@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import time
 from typing import Any, Callable
 
@@ -44,11 +43,10 @@ from examples.pipeline.protocol import (
     check_request,
     finite_seconds,
 )
-from examples.pipeline.records import JobRecord, WorkerRecord
+from examples.pipeline.records import JobRecord
 from examples.pipeline.roster import Roster
 
 log = logging.getLogger("pipeline.manager")
-_urandom = os.urandom
 
 #: The largest event, job or request the manager reads, in bytes.
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
@@ -467,50 +465,3 @@ class PipelineManager(Roster):
         self.rejected.append({"job_id": job_id if isinstance(job_id, str) else None, "reason": reason})
         self.rejected_count += 1
         log.warning("rejected a job: %s", reason)
-
-    # -- dispatching ------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Send queued jobs to workers of their type that have room, each to exactly one worker."""
-        for job_type, pending in self._pending.items():
-            if not pending:
-                continue
-            workers = self.by_type.get(job_type)
-            if not workers:
-                continue
-            self._turn += 1
-            start = self._turn % len(workers)
-            for worker in workers[start:] + workers[:start]:
-                if not pending:
-                    break
-                self._fill(worker, pending)
-
-    def _fill(self, worker: WorkerRecord, pending: collections.deque[str]) -> None:
-        send = self.sockets.send_safe
-        jobs = self.jobs
-        job_type, held = worker.job_type, worker.held
-        room = worker.capacity - len(held)
-        while room > 0 and pending:
-            job = jobs[pending.popleft()]
-            job.in_queue = False
-            if job.state != QUEUED or job.job_type != job_type:
-                continue  # moved on since it was queued: never run a step twice or two at once
-            token = _urandom(protocol.TOKEN_BYTES).hex()  # unpredictable, as secrets.token_hex
-            dispatch = {"job_id": job.id, "token": token, "attempt": job.attempts + 1, "data": job.data}
-            try:
-                sent = send(worker.push, dispatch, timeout=0)
-            except SerializationError as error:
-                self._finish(job, FAILED, error={"step": job_type, "reason": f"unserializable data: {error}"})
-                continue
-            if not sent:  # not connected yet, or its queue is full: next turn
-                job.in_queue = True
-                pending.appendleft(job.id)
-                return
-            job.attempts += 1
-            job.state, job.token, job.worker_id = DISPATCHED, token, worker.id
-            job.dispatched_at = now = time.monotonic()
-            job.dispatches.append((job_type, worker.id))
-            held.add(job.id)
-            room -= 1
-            if job_type not in self.first_dispatch:
-                self.first_dispatch[job_type] = now

@@ -1,4 +1,4 @@
-"""The pipeline manager's workers: taking them in, watching them, and letting them go.
+"""The pipeline manager's workers: taking them in, dispatching to them, watching them, letting them go.
 
 A worker announces itself with ``available`` events (its heartbeat). The
 manager then gives it a PUSH socket of its own, connected to the worker's
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import struct
 import time
 from typing import Any
@@ -24,8 +25,10 @@ from typing import Any
 import zmq as _zmq
 
 from agentzero.core import SocketManager
+from agentzero.errors import SerializationError
 from agentzero.zero import zmq
-from examples.pipeline.protocol import DISPATCHED, BadMessage, check_available
+from examples.pipeline import protocol
+from examples.pipeline.protocol import DISPATCHED, FAILED, QUEUED, BadMessage, check_available
 from examples.pipeline.records import JobRecord, WorkerRecord
 
 log = logging.getLogger("pipeline.manager")
@@ -33,6 +36,11 @@ log = logging.getLogger("pipeline.manager")
 #: How many dropped worker ids are remembered, so their late events count as stale, not forged.
 FORMER_WORKERS_KEPT = 10000
 _MONITOR_EVENT = struct.Struct("=HI")
+_urandom = os.urandom
+
+
+def _token() -> str:
+    return _urandom(8).hex()
 
 
 class Roster:
@@ -46,8 +54,14 @@ class Roster:
     dispatch_timeout: float
     max_workers: int
 
+    first_dispatch: dict[str, float]
+    _pending: dict[str, collections.deque[str]]
+
     def _redispatch(self, job: JobRecord) -> None:
         raise NotImplementedError  # the manager queues the job again
+
+    def _finish(self, job: JobRecord, state: str, result: Any = None, error: Any = None) -> None:
+        raise NotImplementedError  # the manager records the job's end
 
     def __init__(self) -> None:
         #: worker id -> record, for the workers taken in
@@ -93,16 +107,26 @@ class Roster:
             monitor=f"monitor:{worker_id}",
         )
         sockets = self.sockets
-        push = sockets.create(worker.push, zmq.PUSH)
-        # queue only once connected, nothing lingers for a dead peer, and at most what it may hold
-        sockets.set_socket_option(worker.push, zmq.IMMEDIATE, 1)
-        sockets.set_socket_option(worker.push, zmq.LINGER, 0)
-        sockets.set_socket_option(worker.push, zmq.SNDHWM, worker.capacity + 16)
-        monitor = push.get_monitor_socket(_zmq.EVENT_DISCONNECTED)
-        sockets.sockets[worker.monitor] = monitor  # a socket added by hand is adopted by name
-        sockets.register_socket(monitor, zmq.POLLIN)
-        self._monitors[monitor] = worker_id
-        sockets.connect(worker.push, address, 0)
+        try:
+            push = sockets.create(worker.push, zmq.PUSH)
+            # queue only once connected, nothing lingers for a dead peer, and at most what it may hold
+            sockets.set_socket_option(worker.push, zmq.IMMEDIATE, 1)
+            sockets.set_socket_option(worker.push, zmq.LINGER, 0)
+            sockets.set_socket_option(worker.push, zmq.SNDHWM, worker.capacity + 16)
+            # a name of its own: pyzmq's default follows the socket's fd, which a closed socket's
+            # monitor may still hold for a moment (libzmq unbinds it in the background)
+            monitor = push.get_monitor_socket(
+                _zmq.EVENT_DISCONNECTED, f"inproc://{worker.monitor}-{_token()}"
+            )
+            sockets.sockets[worker.monitor] = monitor  # a socket added by hand is adopted by name
+            sockets.register_socket(monitor, zmq.POLLIN)
+            self._monitors[monitor] = worker_id
+            sockets.connect(worker.push, address, 0)
+        except Exception:
+            self._monitors = {socket: name for socket, name in self._monitors.items() if name != worker_id}
+            sockets.close(worker.monitor, linger=0)
+            sockets.close(worker.push, linger=0)
+            raise
         self.workers[worker_id] = worker
         self.by_type[job_type].append(worker)
         returning = " (again)" if self.former_workers.pop(worker_id, None) is not None else ""
@@ -163,3 +187,50 @@ class Roster:
             if job.worker_id == worker.id and job.token is not None:
                 self._redispatch(job)
         worker.held.clear()
+
+    # -- dispatching ------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send queued jobs to workers of their type that have room, each to exactly one worker."""
+        for job_type, pending in self._pending.items():
+            if not pending:
+                continue
+            workers = self.by_type.get(job_type)
+            if not workers:
+                continue
+            self._turn += 1
+            start = self._turn % len(workers)
+            for worker in workers[start:] + workers[:start]:
+                if not pending:
+                    break
+                self._fill(worker, pending)
+
+    def _fill(self, worker: WorkerRecord, pending: collections.deque[str]) -> None:
+        send = self.sockets.send_safe
+        jobs = self.jobs
+        job_type, held = worker.job_type, worker.held
+        room = worker.capacity - len(held)
+        while room > 0 and pending:
+            job = jobs[pending.popleft()]
+            job.in_queue = False
+            if job.state != QUEUED or job.job_type != job_type:
+                continue  # moved on since it was queued: never run a step twice or two at once
+            token = _urandom(protocol.TOKEN_BYTES).hex()  # unpredictable, as secrets.token_hex
+            dispatch = {"job_id": job.id, "token": token, "attempt": job.attempts + 1, "data": job.data}
+            try:
+                sent = send(worker.push, dispatch, timeout=0)
+            except SerializationError as error:
+                self._finish(job, FAILED, error={"step": job_type, "reason": f"unserializable data: {error}"})
+                continue
+            if not sent:  # not connected yet, or its queue is full: next turn
+                job.in_queue = True
+                pending.appendleft(job.id)
+                return
+            job.attempts += 1
+            job.state, job.token, job.worker_id = DISPATCHED, token, worker.id
+            job.dispatched_at = now = time.monotonic()
+            job.dispatches.append((job_type, worker.id))
+            held.add(job.id)
+            room -= 1
+            if job_type not in self.first_dispatch:
+                self.first_dispatch[job_type] = now
