@@ -74,6 +74,7 @@ class Roster:
         self.workers_lost = 0
         self._monitors: dict[Any, str] = {}
         self._turn = 0
+        self._next_timeout_scan = 0.0
 
     def _worker_seen(self, topic: bytes, data: Any) -> None:
         worker_id, job_type, address, concurrency, pid, leaving = check_available(data, self.job_types)
@@ -147,9 +148,13 @@ class Roster:
                 self._drop_worker(worker, "connection lost")
 
     def _check_workers(self, now: float) -> None:
+        """Drop the silent workers; once a second, queue again the jobs that waited too long to start."""
         for worker in list(self.workers.values()):
             if now - worker.last_seen > self.heartbeat_timeout:
                 self._drop_worker(worker, f"silent for {now - worker.last_seen:.1f}s")
+        if now < self._next_timeout_scan:
+            return
+        self._next_timeout_scan = now + 1.0
         for worker in self.workers.values():
             for job_id in list(worker.held):
                 job = self.jobs[job_id]

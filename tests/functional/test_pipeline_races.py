@@ -192,3 +192,22 @@ def test_a_worker_that_woke_from_a_long_freeze_refuses_what_it_finds_then_works_
         worker.stop()
         runner.join(timeout=5)
         worker.close()
+
+
+def test_a_dispatch_that_never_starts_is_sent_again_after_the_dispatch_timeout():
+    manager = start_manager(heartbeat_timeout=30.0, dispatch_timeout=0.5)
+    hand = HandWorker(manager, "noop", "slow").announce()
+    try:
+        manager.submit(new_job("noop", {}, job_id="N"))
+        first = hand.take()
+        second = hand.take(timeout=5)  # no job:started came: sent again
+        assert second is not None and second["job_id"] == "N" and second["token"] != first["token"]
+        assert manager.jobs["N"].redispatches == 1 and second["attempt"] == 1
+        stale = manager.stale_events
+        hand.report("job:success", first, result="old")
+        hand.report("job:success", second, result="new")
+        wait_until(lambda: manager.jobs["N"].state == COMPLETED, what="N completed")
+        assert manager.jobs["N"].result == "new" and manager.stale_events == stale + 1
+    finally:
+        hand.close()
+        manager.stop()
