@@ -210,6 +210,8 @@ class PipelineManager(Roster):
         if self._loop is not None:
             self._loop.join(timeout=2)
             self._loop.kill()
+        for worker in self.workers.values():
+            self._close_sockets_of(worker)  # monitors first (see Roster._close_sockets_of)
         self.sockets.close_all(linger=0)
 
     # -- clients --------------------------------------------------------------------------

@@ -162,13 +162,13 @@ class Roster:
                     worker.held.discard(job_id)
                     self._redispatch(job)
 
-    def _drop_worker(self, worker: WorkerRecord, why: str) -> None:
-        """Forget a worker, close its sockets, and queue again exactly the jobs it held."""
-        del self.workers[worker.id]
-        self.by_type[worker.job_type].remove(worker)
-        self.former_workers[worker.id] = time.monotonic()
-        while len(self.former_workers) > FORMER_WORKERS_KEPT:
-            self.former_workers.popitem(last=False)
+    def _close_sockets_of(self, worker: WorkerRecord) -> None:
+        """Stop the monitor, then close it and the PUSH: in this order only.
+
+        Closing a monitored socket, or its monitor, while libzmq still monitors it
+        can deadlock the context's I/O thread (libzmq 4.3.5), and with it every
+        socket of the context; ``disable_monitor()`` first is safe.
+        """
         monitor = self.sockets.sockets.get(worker.monitor)
         self._monitors.pop(monitor, None)
         push = self.sockets.sockets.get(worker.push)
@@ -176,6 +176,15 @@ class Roster:
             push.disable_monitor()
         self.sockets.close(worker.monitor, linger=0)
         self.sockets.close(worker.push, linger=0)
+
+    def _drop_worker(self, worker: WorkerRecord, why: str) -> None:
+        """Forget a worker, close its sockets, and queue again exactly the jobs it held."""
+        del self.workers[worker.id]
+        self.by_type[worker.job_type].remove(worker)
+        self.former_workers[worker.id] = time.monotonic()
+        while len(self.former_workers) > FORMER_WORKERS_KEPT:
+            self.former_workers.popitem(last=False)
+        self._close_sockets_of(worker)
         if why != "left":
             self.workers_lost += 1
         level = logging.INFO if why == "left" else logging.WARNING
