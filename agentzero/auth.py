@@ -70,7 +70,8 @@ class Authenticator:
         """Bind the ZAP endpoint and start answering; return self."""
         if self._running:
             return self
-        self._socket = self.context.socket(zmq.REP)
+        # a plain socket in a zmq.asyncio context: the handler runs in a thread of its own
+        self._socket = self.context.socket(zmq.REP) if self._green else zmq.Socket(self.context, zmq.REP)
         self._socket.linger = 0
         self._socket.bind(ZAP_ENDPOINT)
         self._running = True

@@ -4,35 +4,52 @@
     agentzero tail tcp://127.0.0.1:6000 --topic logs
 
 Bad arguments and unusable addresses exit with code 2 and one line on stderr;
-Ctrl-C (or SIGTERM) closes the sockets and exits with code 0.
+Ctrl-C (or SIGTERM) closes the sockets and exits with code 0. The devices live
+in :mod:`agentzero.console_devices`, the tail in :mod:`agentzero.console_tail`.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import signal
+import inspect
+import os
 import sys
-import threading
-import uuid
-from typing import Any, Sequence
+import textwrap
+from typing import Any, NoReturn, Sequence
 
-import orjson
 import zmq
 
-from agentzero.core import SocketManager
-from agentzero.errors import AgentZeroSocketError, DeserializationError
+from agentzero.console_devices import (
+    DEVICE_PAIRS,
+    DEVICES,
+    EXAMPLES,
+    add_device_arguments,
+    check_pair,
+    run_device,
+)
+from agentzero.console_tail import add_tail_arguments, escape_text, format_event, run_tail
+from agentzero.errors import AgentZeroSocketError
 from agentzero.version import version
 
-#: device -> (default input type, default output type)
-DEVICES = {
-    "forwarder": ("SUB", "PUB"),
-    "queue": ("ROUTER", "DEALER"),
-    "streamer": ("PULL", "PUSH"),
-}
-SOCKET_TYPES = ("PUB", "SUB", "XPUB", "XSUB", "PUSH", "PULL", "ROUTER", "DEALER", "PAIR")
-LEVEL_COLOURS = {10: "\033[2m", 20: "\033[32m", 30: "\033[33m", 40: "\033[31m", 50: "\033[1;31m"}
-RESET = "\033[0m"
+__all__ = ["UsageError", "build_parser", "format_event", "main"]
+
+TAIL_EXAMPLES = """examples:
+  # follow the log records an application publishes on topic "logs"
+  agentzero tail tcp://127.0.0.1:6000 --topic logs
+
+  # let publishers connect to the tail; read MessagePack; stop after 10 events
+  agentzero tail ipc:///tmp/events --bind --serializer msgpack --count 10
+
+  # one JSON object per line, for jq and friends
+  agentzero tail tcp://127.0.0.1:6000 --json | jq .data
+"""
+KEYS_EXAMPLES = """examples:
+  # a server key pair; clients need only ./keys/server.key
+  agentzero keys ./keys --name server
+
+  # replace an existing key pair
+  agentzero keys ./keys --name server --force
+"""
 
 
 class UsageError(Exception):
@@ -40,69 +57,134 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not the usage block
+    def error(self, message: str) -> NoReturn:  # one line, not the usage block
         raise UsageError(f"{self.prog}: error: {message}")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the examples' line breaks; every option states its default in its own help."""
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=78)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``agentzero`` argument parser with its sub-commands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        a parser whose ``error`` raises :class:`UsageError` instead of exiting.
+    """
     parser = _Parser(prog="agentzero", description="ZeroMQ devices and tools built on agentzero.")
     parser.add_argument("--version", action="version", version=f"agentzero {version}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for device, (type_in, type_out) in DEVICES.items():
+        pairs = " or ".join(f"{a} -> {b}" for a, b in DEVICE_PAIRS[device])
         sub = commands.add_parser(
             device,
             help=f"run a {device} device ({type_in} in, {type_out} out)",
-            description=f"Move every message from the input socket to the output socket "
-            f"(defaults: {type_in} in, {type_out} out). Each side binds or connects.",
+            description=_paragraph(
+                f"Move every message from the input socket to the output socket "
+                f"(default: {type_in} in, {type_out} out; a {device} runs {pairs}). "
+                "Each side binds or connects."
+            ),
+            epilog=EXAMPLES[device],
+            formatter_class=_HelpFormatter,
         )
-        side_in = sub.add_mutually_exclusive_group(required=True)
-        side_in.add_argument("--bind-in", metavar="ADDRESS")
-        side_in.add_argument("--connect-in", metavar="ADDRESS")
-        side_out = sub.add_mutually_exclusive_group(required=True)
-        side_out.add_argument("--bind-out", metavar="ADDRESS")
-        side_out.add_argument("--connect-out", metavar="ADDRESS")
-        sub.add_argument("--type-in", choices=SOCKET_TYPES, default=type_in, type=str.upper)
-        sub.add_argument("--type-out", choices=SOCKET_TYPES, default=type_out, type=str.upper)
-        sub.add_argument("--hwm-in", type=_non_negative_int, default=None, metavar="N")
-        sub.add_argument("--hwm-out", type=_non_negative_int, default=None, metavar="N")
-        sub.set_defaults(run=run_device, device=device)
+        add_device_arguments(sub, device, _non_negative_int)
+        sub.set_defaults(run=_run_device, device=device)
 
     tail = commands.add_parser(
         "tail",
         help="print the events a PUB socket publishes (log records readably)",
-        description="Subscribe to ADDRESS and print each event as it arrives.",
+        description=_paragraph(
+            "Subscribe to ADDRESS and print each event as it arrives, log records "
+            "as log lines and anything else as 'topic  json'. Control characters from the "
+            "wire are printed escaped; unreadable or oversized events are skipped with a "
+            "line on stderr."
+        ),
+        epilog=TAIL_EXAMPLES,
+        formatter_class=_HelpFormatter,
     )
-    tail.add_argument("address", help="the PUB socket to listen to, e.g. tcp://127.0.0.1:6000")
-    tail.add_argument(
-        "--topic", action="append", default=None, help="topic prefix (repeatable; default: all)"
-    )
-    tail.add_argument("--bind", action="store_true", help="bind ADDRESS instead of connecting to it")
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.add_argument("--count", type=_non_negative_int, default=0, help="stop after N events (0: never)")
-    tail.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    add_tail_arguments(tail, _non_negative_int)
     tail.set_defaults(run=run_tail)
 
     keys = commands.add_parser(
         "keys",
         help="write a CURVE key pair (NAME.key and NAME.key_secret)",
-        description="Write a new CURVE key pair into DIRECTORY and print the public key.",
+        description=_paragraph(
+            "Write a new CURVE key pair into DIRECTORY and print the public key. "
+            "The secret file is readable by its owner only from the moment it exists; an "
+            "existing key pair is kept unless --force is given."
+        ),
+        epilog=KEYS_EXAMPLES,
+        formatter_class=_HelpFormatter,
     )
     keys.add_argument("directory", help="where to write the key files (created if missing)")
     keys.add_argument("--name", default="agentzero", help="file name stem (default: agentzero)")
+    keys.add_argument(
+        "--force", action="store_true", help="overwrite an existing key pair (default: refuse, exit 2)"
+    )
     keys.set_defaults(run=run_keys)
     return parser
 
 
+def _run_device(args: argparse.Namespace) -> int:
+    problem = check_pair(args.device, args.type_in, args.type_out)
+    if problem is not None:
+        raise UsageError(f"agentzero {args.device}: error: {problem}")
+    return run_device(args)
+
+
 def run_keys(args: argparse.Namespace) -> int:
+    """Run ``agentzero keys``: write a key pair and print the public key.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        the parsed command line
+
+    Returns
+    -------
+    int
+        the exit code: 0.
+
+    Raises
+    ------
+    UsageError
+        when the name is unusable, a key pair of that name exists (without
+        ``--force``) or the directory cannot be written.
+    """
     from agentzero.util import load_curve_keypair, write_curve_keypair
 
-    if not args.name or "/" in args.name or args.name.startswith("."):
-        raise UsageError(f"agentzero keys: error: invalid key name {args.name!r}")
+    name, directory = args.name, args.directory
+    if not name or "/" in name or name.startswith("."):
+        raise UsageError(f"agentzero keys: error: invalid key name {name!r}")
+    refusal = (
+        f"agentzero keys: error: a key pair named {name!r} exists in {directory!r}; "
+        "pass --force to overwrite it"
+    )
+    paths = [os.path.join(directory, name + suffix) for suffix in (".key", ".key_secret")]
+    if not args.force and any(os.path.lexists(path) for path in paths):
+        raise UsageError(refusal)
+    accepts_force = "force" in inspect.signature(write_curve_keypair).parameters
     try:
-        public_path, secret_path = write_curve_keypair(args.directory, args.name)
+        # Whatever write_curve_keypair does, files it creates start readable by their owner only.
+        previous_umask = os.umask(0o077)
+        try:
+            # write_curve_keypair takes force= once it refuses to overwrite by itself
+            extra: dict[str, Any] = {"force": args.force} if accepts_force else {}
+            public_path, secret_path = write_curve_keypair(directory, name, **extra)
+        finally:
+            os.umask(previous_umask)
+        os.chmod(public_path, 0o666 & ~previous_umask)  # a public key is for sharing
+    except FileExistsError:  # created meanwhile: write_curve_keypair refuses to overwrite
+        raise UsageError(refusal) from None
     except OSError as error:
         raise UsageError(
-            f"agentzero keys: error: cannot write keys into {args.directory!r}: {error.strerror}"
+            f"agentzero keys: error: cannot write keys into {directory!r}: {error.strerror}"
         ) from None
     public, _ = load_curve_keypair(public_path)
     print(f"public key  {public_path}")
@@ -112,165 +194,39 @@ def run_keys(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        the arguments (default: ``sys.argv[1:]``)
+
+    Returns
+    -------
+    int
+        the exit code: 0 on success or after Ctrl-C/SIGTERM, 1 when a device's
+        proxy failed, 2 for a bad argument or an unusable address (with one
+        line on stderr).
+    """
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        return int(args.run(args))
     except UsageError as problem:
-        print(problem, file=sys.stderr)
+        _error_line(str(problem))
         return 2
     except AgentZeroSocketError as problem:
-        print(f"agentzero: error: {problem}", file=sys.stderr)
+        _error_line(f"agentzero: error: {problem}")
+        return 2
+    except zmq.ZMQError as problem:  # a socket option or address libzmq refused
+        _error_line(f"agentzero: error: {problem}")
         return 2
     except KeyboardInterrupt:
         return 0
 
 
-# -- devices ---------------------------------------------------------------------------------
-
-
-def run_device(args: argparse.Namespace) -> int:
-    context = zmq.Context()
-    sockets = SocketManager(zmq, context)
-    try:
-        front = _open_side(sockets, "in", args.type_in, args.bind_in, args.connect_in, args.hwm_in)
-        back = _open_side(sockets, "out", args.type_out, args.bind_out, args.connect_out, args.hwm_out)
-        control = f"inproc://agentzero-device-{uuid.uuid4().hex}"
-        sockets.ensure_and_bind("control-in", zmq.PAIR, control, 0)
-        sockets.ensure_and_connect("control-out", zmq.PAIR, control, 0)
-        print(f"{args.device}: {_describe(sockets, 'in')} -> {_describe(sockets, 'out')}", file=sys.stderr)
-        sys.stderr.flush()
-        # zmq.proxy blocks in C where signals cannot reach it: run it in a thread and
-        # steer it from here, where Ctrl-C and SIGTERM arrive.
-        proxy = threading.Thread(
-            target=_proxy, args=(front, back, sockets.sockets["control-in"]), name="device", daemon=True
-        )
-        proxy.start()
-        _wait_for_signal(proxy)
-        if proxy.is_alive():
-            sockets.sockets["control-out"].send(b"TERMINATE")
-            proxy.join(timeout=5)
-        return 0
-    finally:
-        sockets.close_all(linger=0)
-        context.term()
-
-
-def _proxy(front: Any, back: Any, control: Any) -> None:
-    try:
-        zmq.proxy_steerable(front, back, None, control)
-    except zmq.ContextTerminated:
-        pass
-
-
-def _open_side(
-    sockets: SocketManager, side: str, type_name: str, bind: str | None, connect: str | None, hwm: int | None
-) -> Any:
-    socket = sockets.create(side, getattr(zmq, type_name))
-    if hwm is not None:
-        sockets.set_socket_option(side, zmq.HWM, hwm)
-    if type_name == "SUB":
-        sockets.set_topic(side, "")
-    if bind is not None:
-        sockets.bind(side, bind, 0)
-    else:
-        sockets.connect(side, connect, 0)
-    return socket
-
-
-def _describe(sockets: SocketManager, side: str) -> str:
-    record = sockets.get_record(side)
-    how = f"bound {record.binds[-1]}" if record.binds else f"connected {record.connects[-1]}"
-    return f"{zmq.SocketType(record.socket_type).name} {how}"
-
-
-def _wait_for_signal(worker: threading.Thread) -> None:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        while worker.is_alive() and not stop.wait(0.2):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-# -- tail --------------------------------------------------------------------------------------
-
-
-def run_tail(args: argparse.Namespace) -> int:
-    colour = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    context = zmq.Context()
-    sockets = SocketManager(zmq, context)
-    stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    try:
-        sockets.create("tail", zmq.SUB)
-        if args.bind:
-            sockets.bind("tail", args.address, zmq.POLLIN)
-        else:
-            sockets.connect("tail", args.address, zmq.POLLIN)
-        for topic in args.topic or [""]:
-            sockets.set_topic("tail", topic)
-        printed = 0
-        while not stopping.is_set():
-            try:
-                event = sockets.recv_event_safe("tail", timeout=0.2)
-            except DeserializationError as error:
-                print(f"agentzero tail: skipped an unreadable event: {error}", file=sys.stderr)
-                continue
-            if event is None:
-                continue
-            print(format_event(event.topic, event.data, as_json=args.json, colour=colour), flush=True)
-            printed += 1
-            if args.count and printed >= args.count:
-                break
-        return 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        sockets.close_all(linger=0)
-        context.term()
-
-
-def format_event(topic: bytes, data: Any, as_json: bool = False, colour: bool = False) -> str:
-    """Render one event: a log record as a log line, anything else as ``topic  json``.
-
-    >>> format_event(b'logs', {'msg': 'Server is up!', 'args': [], 'level': 20})
-    'INFO     logs  Server is up!'
-    >>> format_event(b'job:success', {'id': 1})
-    'job:success  {"id":1}'
-    >>> format_event(b'metric', [1, 2], as_json=True)
-    '{"topic":"metric","data":[1,2]}'
-    """
-    name = topic.decode("utf-8", "replace")
-    if as_json:
-        return orjson.dumps({"topic": name, "data": data}, default=str).decode()
-    if _is_log_record(data):
-        level = int(data["level"])
-        level_name = _level_name(level)
-        line = f"{level_name:8s} {name}  {data['msg']}"
-        if colour:
-            stamp = datetime.datetime.now().strftime("%H:%M:%S")
-            return f"{LEVEL_COLOURS.get(level - level % 10, '')}{stamp} {line}{RESET}"
-        return line
-    return f"{name}  {orjson.dumps(data, default=str).decode()}"
-
-
-def _is_log_record(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("msg"), str) and isinstance(data.get("level"), int)
-
-
-def _level_name(level: int) -> str:
-    import logging
-
-    return logging.getLevelName(level) if isinstance(logging.getLevelName(level), str) else str(level)
+def _error_line(text: str) -> None:
+    """Print ``text`` on stderr as exactly one line, whatever the arguments held."""
+    print(escape_text(text), file=sys.stderr)
 
 
 def _non_negative_int(text: str) -> int:

@@ -12,6 +12,9 @@ from agentzero.sockets import Sockets
 class Loggers(Sockets):
     """Hand out :class:`ZMQPubHandler` handlers and loggers, and detach them when their socket closes."""
 
+    #: the handler class :meth:`get_log_handler` makes (the asyncio manager's publishes without blocking)
+    _log_handler_class: type[ZMQPubHandler] = ZMQPubHandler
+
     def get_log_handler(self, socket_name: Any, topic_name: str = "logs") -> ZMQPubHandler:
         """Return a :class:`ZMQPubHandler` that publishes log records through a named socket.
 
@@ -33,7 +36,7 @@ class Loggers(Sockets):
         key = (socket_name, topic_name)
         handler = self._log_handlers.get(key)
         if handler is None:
-            handler = self._log_handlers[key] = ZMQPubHandler(self, socket_name, topic_name)
+            handler = self._log_handlers[key] = self._log_handler_class(self, socket_name, topic_name)
         return handler
 
     def get_logger(

@@ -10,7 +10,7 @@ _PLAIN_TYPES = (str, int, float, bool, type(None))
 
 
 class ZMQPubHandler(logging.Handler):
-    """Publish each log record through a named socket of a :class:`SocketManager`.
+    """Publish each log record through a named socket of a :class:`~agentzero.core.SocketManager`.
 
     Every record becomes one event on ``topic_name`` whose data is
     ``{"msg": <the formatted record>, "args": record.args, "level": record.levelno}``.
@@ -23,8 +23,9 @@ class ZMQPubHandler(logging.Handler):
 
     Parameters
     ----------
-    manager : SocketManager
-        the manager that owns the socket
+    manager : agentzero.core.SocketManager
+        the manager that owns the socket (the asyncio manager hands out a
+        subclass that never blocks its event loop)
     socket_name : str
         the name of a PUB (or PUSH) socket of ``manager``
     topic_name : str

@@ -449,27 +449,14 @@ class Messaging(WaitingCalls, Sockets):
     def _rest_of_message(self, record: SocketRecord, *received: Any) -> list[bytes]:
         """Consume the rest of a message whose frames so far are ``received``; return what is kept.
 
-        The frames of a message arrive together, so this never waits. At most
-        the socket's ``max_message_size`` bytes (and :data:`_RAW_FRAMES_KEPT`
-        frames) are kept, so an endless multipart message cannot fill memory.
+        See :func:`read_rest_of_message`; raises :class:`MessageTooLarge` past
+        the socket's ``max_message_size``.
         """
-        limit = record.max_size
-        kept: list[bytes] = []
-        size = 0
-        frame = None
-        for frame in received:
-            size += len(frame)
-            if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-                kept.append(frame.bytes)
-        while frame is not None and frame.more:
-            frame = raw_recv(record.socket, NOBLOCK, False)
-            size += len(frame)
-            if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-                kept.append(frame.bytes)
+        kept, size = read_rest_of_message(record, received)
         if record.waiters:
             self._waiting.after_operation(record)
-        if limit is not None and size > limit:
-            raise MessageTooLarge(kept, size, limit, record.name)
+        if record.max_size is not None and size > record.max_size:
+            raise MessageTooLarge(kept, size, record.max_size, record.name)
         return kept
 
     def _wait_arguments(self, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
@@ -477,6 +464,30 @@ class Messaging(WaitingCalls, Sockets):
         if polling_timeout is None:
             return seconds, self.polling_timeout
         return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
+
+
+def read_rest_of_message(record: SocketRecord, received: tuple[Any, ...]) -> tuple[list[bytes], int]:
+    """Consume the rest of a message whose frames so far are ``received``; return what is kept and its size.
+
+    The frames of a message arrive together, so this never waits. At most the
+    socket's ``max_message_size`` bytes (and :data:`_RAW_FRAMES_KEPT` frames)
+    are kept, so an endless multipart message cannot fill memory; the size
+    returned counts every frame.
+    """
+    limit = record.max_size
+    kept: list[bytes] = []
+    size = 0
+    frame = None
+    for frame in received:
+        size += len(frame)
+        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+            kept.append(frame.bytes)
+    while frame is not None and frame.more:
+        frame = raw_recv(record.socket, NOBLOCK, False)
+        size += len(frame)
+        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+            kept.append(frame.bytes)
+    return kept, size
 
 
 def _translate(record: SocketRecord, error: zmq.ZMQError) -> Exception:

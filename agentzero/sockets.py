@@ -225,7 +225,11 @@ class Sockets(ManagerState):
         """Close a socket if it exists, remove it from the poller and free its name.
 
         Messages still queued are delivered for up to ``linger`` milliseconds,
-        exactly as ``zmq.Socket.close(linger)`` promises. Greenlets waiting on
+        exactly as ``zmq.Socket.close(linger)`` promises (the socket is not
+        unbound first, which would discard them). Over ``ipc://``, libzmq 4.3
+        itself can drop the tail of the queue of a socket closed right after
+        sending (zeromq/libzmq#4660): wait for the receiver's confirmation
+        before closing when every message matters. Greenlets waiting on
         the socket wake up with :class:`~agentzero.errors.SocketClosed`, and the
         log handlers attached to it (see :meth:`get_logger`) are detached. An
         address it was bound to can be bound again at once: :meth:`bind` waits

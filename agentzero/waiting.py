@@ -229,7 +229,7 @@ class GreenWaiting(Waiting):
 
     def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
         deadline = _monotonic() + timeout_ms / 1000.0
-        watchers = []
+        watchers: list[Any] = []
         try:
             while True:
                 ready = []

@@ -111,15 +111,23 @@ def measure_asyncio(messages: int, repeats: int) -> dict[str, float]:
     async def run() -> dict[str, float]:
         context = zmq.asyncio.Context()
         sockets = AsyncSocketManager(context=context)
-        out, inp = _pair(sockets, zmq.asyncio, "inproc://bench-async")  # type: ignore[arg-type]
+        sockets.ensure_and_bind("in", zmq.PULL, "inproc://bench-async", zmq.POLLIN)
+        sockets.ensure_and_connect("out", zmq.PUSH, "inproc://bench-async", zmq.POLLOUT)
         await sockets.wait_until_ready("out", zmq.POLLOUT, timeout=5)
+        # the floors get sockets of their own: zmq.asyncio's reader stays off the manager's
+        inp = context.socket(zmq.PULL)
+        inp.bind("inproc://bench-async-raw")
+        out = context.socket(zmq.PUSH)
+        out.connect("inproc://bench-async-raw")
         send, recv = sockets.send_safe, sockets.recv_safe
         dumps, loads = orjson.dumps, orjson.loads
         cases = {
             "agentzero asyncio send_safe+recv_safe": lambda: _both(send("out", MESSAGE), recv("in")),
             "zmq.asyncio send+recv bytes (floor)": lambda: _both(out.send(PAYLOAD), inp.recv()),
             "zmq.asyncio send_json+recv_json": lambda: _both(out.send_json(MESSAGE), inp.recv_json()),
-            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(out.send(dumps(MESSAGE)), inp.recv(), loads),
+            "orjson + zmq.asyncio send+recv (by hand)": lambda: _both(
+                out.send(dumps(MESSAGE)), inp.recv(), loads
+            ),
         }
         best = dict.fromkeys(cases, float("inf"))
         for _ in range(repeats):
@@ -129,6 +137,8 @@ def measure_asyncio(messages: int, repeats: int) -> dict[str, float]:
                     await step()
                 best[name] = min(best[name], (time.perf_counter() - started) / messages * 1e6)
         sockets.close_all(linger=0)
+        inp.close(linger=0)
+        out.close(linger=0)
         context.term()
         return best
 
@@ -189,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     both = {f"green {name}": value for name, value in green.items()}
     both.update({f"plain {name}": value for name, value in plain.items()})
-    print(f"  {'green safe / plain safe':60s} {both['green ' + safe] / both['plain ' + safe]:6.2f}x   (target <= 1.3x)")
+    ratio = both["green " + safe] / both["plain " + safe]
+    print(f"  {'green safe / plain safe':60s} {ratio:6.2f}x   (target <= 1.3x)")
     if aio:
         print("\n[asyncio]")
         report(
@@ -199,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
                     "zmq.asyncio send+recv bytes (floor)",
                     "agentzero asyncio send_safe+recv_safe",
                     ">= 4x",
+                ),
+                "speed-up: zmq.asyncio send_json+recv_json / asyncio safe": (
+                    "zmq.asyncio send_json+recv_json",
+                    "agentzero asyncio send_safe+recv_safe",
+                    "> 4x",
                 ),
             },
         )

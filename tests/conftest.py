@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import tempfile
@@ -13,14 +14,39 @@ import pytest
 import zmq
 import zmq.green
 
+from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
+from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
-ZMQ_MODULES = {"plain": zmq, "green": zmq.green}
+ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
+#: what a test that runs under asyncio too must not do: make a sync manager of its
+#: ``zmq_module`` itself, use it from other threads or greenlets, or call
+#: a socket's own blocking methods (a zmq.asyncio socket returns futures)
+_SYNC_ONLY = ("SocketManager(", "gevent", "Thread", "_multipart(")
+
+
+def pytest_collection_modifyitems(items):
+    """Keep the asyncio run only of the tests that work through the ``manager`` fixture alone.
+
+    The others (see ``_SYNC_ONLY``) run with plain ``zmq`` and ``zmq.green`` as before.
+    """
+    items[:] = [item for item in items if _runs_here(item)]
+
+
+def _runs_here(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or callspec.params.get("zmq_module") != "asyncio":
+        return True
+    source = inspect.getsource(item.function)
+    return "manager" in item.fixturenames and not any(word in source for word in _SYNC_ONLY)
 
 
 @pytest.fixture(params=sorted(ZMQ_MODULES), ids=sorted(ZMQ_MODULES))
 def zmq_module(request):
-    """Run the test twice: with plain ``zmq`` and with ``zmq.green``."""
+    """Run the test with ``zmq`` and ``zmq.green``, and with the asyncio manager when it uses ``manager``.
+
+    For asyncio, the value has zmq's names with ``zmq.asyncio``'s classes (see :mod:`tests.blocking_asyncio`).
+    """
     return ZMQ_MODULES[request.param]
 
 
@@ -33,6 +59,11 @@ def context(zmq_module):
 
 @pytest.fixture
 def manager(zmq_module, context):
+    if zmq_module is ASYNCIO_FLAVOUR:
+        blocking = BlockingAsyncioManager(AsyncioSocketManager(context=context, timeout=5))
+        yield blocking
+        blocking.shut()
+        return
     sockets = SocketManager(zmq_module, context, timeout=5)
     yield sockets
     sockets.close_all(linger=0)

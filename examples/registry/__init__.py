@@ -7,6 +7,25 @@ and load, and reconnect with back-off when the registry goes away::
 
     worker [backend DEALER] <--> [registry ROUTER] registry
 
+Every frame from a peer is hostile until checked, at both ends: strict JSON of
+bounded size (:mod:`~examples.registry.frames`), declared fields type-checked
+and unknown ones ignored (:mod:`~examples.registry.checks`,
+:func:`~examples.registry.protocol.parse`), and at the registry each message
+held to its range before it touches any state (:mod:`~examples.registry.inbound`).
+A bad message is counted and logged once; it never stops a loop or changes
+another worker's state.
+
+=====================  ====================================================
+``protocol``           seed 002's dataclasses and enums, ``parse``
+``checks``             field type checks (finite numbers, no lone surrogates)
+``frames``             strict JSON frames, the ROUTER's bounded reads
+``inbound``            what the registry accepts from a worker
+``state``              the registry's record of each worker and job
+``registry``           the ROUTER side: authentication, dispatch, re-queues
+``connection``         the worker's DEALER side: the seed's ``BackendConnection``
+``worker``             runs jobs, answers availability, reports status
+=====================  ====================================================
+
 Run ``python -m examples.registry --help``.
 """
 

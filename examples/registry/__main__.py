@@ -21,7 +21,10 @@ from examples.registry.registry import Registry
 TOKEN = "demo-token"
 
 
-def start_worker(address: str, name: str, max_processes: int = 4, token: str = TOKEN) -> subprocess.Popen:
+def start_worker(
+    address: str, name: str, max_processes: int = 4, token: str = TOKEN, *options: str
+) -> subprocess.Popen:
+    """Start one worker process (``run_worker``); ``options`` are more of its command-line flags."""
     return spawn_module(
         "examples.registry.run_worker",
         "--registry",
@@ -32,6 +35,7 @@ def start_worker(address: str, name: str, max_processes: int = 4, token: str = T
         name,
         "--max-processes",
         str(max_processes),
+        *options,
     )
 
 

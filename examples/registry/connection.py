@@ -19,15 +19,19 @@ from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
+from examples.registry.checks import check_json_object
+from examples.registry.frames import TRANSPORT_LIMIT, StrictJSON
+from examples.registry.inbound import MAX_ID
 from examples.registry.protocol import (
     AvailabilityRequest,
     JobAssignment,
     JobTermination,
     ProtocolError,
+    ServerMessage,
     WorkerMessage,
     WorkerPing,
     WorkerPong,
-    from_dict,
+    parse,
 )
 
 logger = logging.getLogger("registry.connection")
@@ -41,6 +45,14 @@ class BackendConnection:
     ``pong_timeout`` (seconds) for the keep-alive, ``register_timeout`` for the
     registry's answer, ``sleep`` (the back-off's clock, to scale it in tests) and
     ``context``.
+
+    Every message from the registry is checked before use: strict JSON
+    (:class:`~examples.registry.frames.StrictJSON`), declared fields type-checked,
+    unknown fields ignored (counted in ``unknown_fields``, logged at debug level).
+    A message that fails is counted in ``skipped`` and logged once.
+
+    Until the registry gives an id, ``worker_id`` is ``None`` and messages carry
+    no ``worker_id`` (the seed's placeholder ``"unregistered"`` is never sent).
     """
 
     def __init__(
@@ -77,12 +89,15 @@ class BackendConnection:
 
         self._closed = True
         self._connecting = False
-        self._worker_id = "unregistered"
+        self._worker_id: Optional[str] = None
         self._retry_count = 0
         #: the back-off delays taken so far, in seconds
         self.delays: list[float] = []
         #: why the connection loop gave up, if it did
         self.error: Optional[BaseException] = None
+        #: messages from the registry refused as malformed, and fields ignored as unknown
+        self.skipped = 0
+        self.unknown_fields = 0
 
         self._pending_assignments: Dict[str, gevent.event.AsyncResult] = {}
         self._on_availability: Optional[Callable[[AvailabilityRequest], None]] = None
@@ -91,13 +106,18 @@ class BackendConnection:
         self._on_register: Optional[Callable[[str, Dict[str, Any]], None]] = None
         self._on_pong: Optional[Callable[[WorkerPong], None]] = None
         self._connection_task: Optional[gevent.Greenlet] = None
-        self.sockets = SocketManager(zmq, context or green_context)
+        self.sockets = SocketManager(
+            zmq,
+            context or green_context,
+            serialization_backend=StrictJSON(),
+            max_message_size=TRANSPORT_LIMIT,
+        )
 
     # -- worker id -------------------------------------------------------------------------
 
     def _get_worker_id_env_key(self) -> str:
         safe_agent_id = "".join(c for c in self.agent_id if c.isalnum() or c in ("-", "_")).rstrip()
-        return f"AGENTZERO_WORKER_ID_{(safe_agent_id or 'default').upper()}"
+        return f"VIDEOSDK_WORKER_ID_{(safe_agent_id or 'default').upper()}"
 
     def _get_registry_assigned_worker_id(self) -> Optional[str]:
         """The worker id the registry assigned earlier, kept in the process environment."""
@@ -108,8 +128,8 @@ class BackendConnection:
         os.environ[self._get_worker_id_env_key()] = worker_id
 
     @property
-    def worker_id(self) -> str:
-        """The worker id assigned by the registry."""
+    def worker_id(self) -> Optional[str]:
+        """The worker id assigned (or confirmed) by the registry; ``None`` until there is one."""
         return self._worker_id
 
     @property
@@ -152,10 +172,11 @@ class BackendConnection:
 
     def disconnect(self) -> None:
         """Stop reconnecting, tell the registry this worker goes offline, then close."""
+        was_connected = self.is_connected
         self._closed = True
         if self._connection_task is not None and not self._connection_task.dead:
             self._connection_task.kill()
-        if "backend" in self.sockets.sockets:
+        if was_connected and "backend" in self.sockets.sockets:
             shutdown = WorkerMessage(
                 type="status_update", worker_id=self._worker_id, status="offline", load=0.0, job_count=0
             )
@@ -240,35 +261,52 @@ class BackendConnection:
             try:
                 data = self.sockets.recv_safe("backend", timeout=remaining)
             except DeserializationError as error:
-                logger.warning("skipped an unreadable message: %s", error)
+                self._skip("an unreadable message", error)
                 continue
-            if isinstance(data, dict) and data.get("type") == "register":
-                break
-        if not data.get("success"):
-            raise RuntimeError(f"Registration failed: {data.get('message', 'Unknown error')}")
-        self._worker_id = data.get("worker_id") or self._worker_id
-        if self._worker_id != worker_id:
-            self._save_memory_worker_id(self._worker_id)
+            if data is None or data.get("type") != "register":
+                continue
+            try:
+                reply, unknown = parse(ServerMessage, data)
+                payload = check_json_object("register.payload", data.get("payload", {}))
+                if reply.worker_id and (len(reply.worker_id) > MAX_ID or "\x00" in reply.worker_id):
+                    raise ProtocolError(f"register.worker_id is not an id of at most {MAX_ID} characters")
+            except ProtocolError as error:
+                self._skip("a malformed register reply", error)
+                continue
+            unknown = [name for name in unknown if name != "payload"]  # the seed's connection reads it
+            self._count_unknown("register", unknown)
+            break
+        if not reply.success:
+            raise RuntimeError(f"Registration failed: {reply.message or 'Unknown error'}")
+        if reply.worker_id:
+            self._worker_id = reply.worker_id
+            if reply.worker_id != worker_id:
+                self._save_memory_worker_id(reply.worker_id)
+        else:  # accepted without an id: keep the one presented, if any; never a placeholder
+            logger.warning("Registry did not provide a worker ID")
+            self._worker_id = worker_id or None
         logger.info("Worker registered with backend: %s", self._worker_id)
         if self._on_register:
-            self._on_register(self._worker_id, data.get("payload", {}))
+            self._on_register(self._worker_id, payload)
 
     def _serve(self) -> None:
         """Handle the registry's messages and keep the link alive; return when it is lost."""
         last_heard = next_ping = time.monotonic()
         while not self._closed:
             now = time.monotonic()
+            if now - last_heard > self.pong_timeout:
+                # checked before pinging: a ping on a link about to be abandoned (after a
+                # freeze, say) would make the registry take back the connection being left
+                return
             if now >= next_ping:
                 self.sockets.send_safe(
                     "backend", WorkerPing(timestamp=int(time.time() * 1000)).dict(), timeout=1
                 )
                 next_ping = now + self.ping_interval
-            if now - last_heard > self.pong_timeout:
-                return
             try:
                 data = self.sockets.recv_safe("backend", timeout=min(0.2, self.ping_interval))
             except DeserializationError as error:
-                logger.warning("skipped an unreadable message: %s", error)
+                self._skip("an unreadable message", error)
                 continue
             if data is None:
                 continue
@@ -276,25 +314,44 @@ class BackendConnection:
             try:
                 self._handle_server_message(data)
             except ProtocolError as error:
-                logger.warning("skipped a malformed message: %s", error)
+                self._skip("a malformed message", error)
+            except Exception:  # a callback's failure must not end the link
+                logger.exception("a callback failed on a %s", data.get("type"))
 
-    def _handle_server_message(self, data: Any) -> None:
-        msg_type = data.get("type") if isinstance(data, dict) else None
+    def _skip(self, what: str, error: Exception) -> None:
+        self.skipped += 1
+        logger.warning("skipped %s: %s", what, error)
+
+    def _count_unknown(self, kind: str, unknown: list) -> None:
+        if unknown:
+            self.unknown_fields += len(unknown)
+            logger.debug("ignored %d unknown field(s) of a %s: %s", len(unknown), kind, unknown)
+
+    def _parse(self, kind: type, data: dict) -> Any:
+        message, unknown = parse(kind, data)
+        self._count_unknown(message.type, unknown)
+        return message
+
+    def _handle_server_message(self, data: dict) -> None:
+        msg_type = data["type"]  # StrictJSON only lets through objects with a string type
         if msg_type == "availability_request":
+            request = self._parse(AvailabilityRequest, data)
             if self._on_availability:
-                self._on_availability(from_dict(AvailabilityRequest, data))
+                self._on_availability(request)
         elif msg_type == "job_assignment":
-            assignment = from_dict(JobAssignment, data)
+            assignment = self._parse(JobAssignment, data)
             future = self._pending_assignments.get(assignment.job_id)
             if future is not None:
                 future.set(assignment)
             if self._on_assignment:
                 self._on_assignment(assignment)
         elif msg_type == "job_termination":
+            termination = self._parse(JobTermination, data)
             if self._on_termination:
-                self._on_termination(from_dict(JobTermination, data))
+                self._on_termination(termination)
         elif msg_type == "pong":
+            pong = self._parse(WorkerPong, data)
             if self._on_pong:
-                self._on_pong(from_dict(WorkerPong, data))
+                self._on_pong(pong)
         else:
-            logger.warning("Unknown message type: %s", msg_type)
+            raise ProtocolError(f"unknown message type {msg_type!r:.40}")

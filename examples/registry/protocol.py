@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
+
+from examples.registry.checks import ProtocolError, checker_for
 
 
 class _Message:
@@ -20,22 +22,74 @@ class _Message:
         return {key: value for key, value in self.__dict__.items() if value is not None}
 
 
-class ProtocolError(ValueError):
-    """A dict that is not a message of this protocol; the text says why."""
+_SCHEMAS: Dict[type, Dict[str, Any]] = {}
+
+
+def _schema(kind: type) -> Dict[str, Any]:
+    """The field checks of ``kind``, built once from its declarations."""
+    schema = _SCHEMAS.get(kind)
+    if schema is None:
+        schema = {field.name: checker_for(str(field.type)) for field in dataclasses.fields(kind)}
+        _SCHEMAS[kind] = schema
+    return schema
+
+
+def parse(kind: type, data: Any) -> Tuple[Any, List[str]]:
+    """Build the dataclass ``kind`` from a received dict; return it and the names of the fields it ignored.
+
+    Fields ``kind`` does not declare are ignored (newer peers add some, e.g.
+    upstream's later ``JobAssignment.wait``); every declared field present is
+    type-checked, ``None`` only where the field is ``Optional``.
+
+    Parameters
+    ----------
+    kind : type
+        one of this module's message dataclasses
+    data : object
+        the decoded JSON of a received message
+
+    Returns
+    -------
+    tuple
+        ``(message, unknown)``: the message, and the sorted names of the unknown fields
+
+    Raises
+    ------
+    ProtocolError
+        when ``data`` is not an object, a required field is missing, a field has
+        the wrong type, or ``type`` names another message.
+    """
+    if type(data) is not dict:
+        raise ProtocolError(f"a {kind.__name__} must be an object, got {type(data).__name__}")
+    schema = _schema(kind)
+    known: Dict[str, Any] = {}
+    unknown: List[str] = []
+    for name, value in data.items():
+        check = schema.get(name)
+        if check is None:
+            unknown.append(name)
+        else:
+            known[name] = check(f"{kind.__name__}.{name}", value)
+    try:
+        message = kind(**known)
+    except TypeError as error:
+        raise ProtocolError(f"bad {kind.__name__}: {error}") from None
+    expected = _TYPES.get(kind)
+    if expected is not None and message.type != expected:
+        raise ProtocolError(f"a {kind.__name__} has type {expected!r}, got {message.type!r}")
+    unknown.sort()
+    return message, unknown
 
 
 def from_dict(kind: type, data: Any) -> Any:
-    """Build the dataclass ``kind`` from a received dict, refusing unknown or missing fields."""
-    if not isinstance(data, dict):
-        raise ProtocolError(f"a {kind.__name__} must be an object, got {type(data).__name__}")
-    names = {field.name for field in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ProtocolError(f"{kind.__name__} has no field(s) {unknown}")
-    try:
-        return kind(**data)
-    except TypeError as error:
-        raise ProtocolError(f"bad {kind.__name__}: {error}") from None
+    """Build the dataclass ``kind`` from a received dict, ignoring unknown fields (see :func:`parse`).
+
+    Raises
+    ------
+    ProtocolError
+        when a declared field is missing or has the wrong type.
+    """
+    return parse(kind, data)[0]
 
 
 @dataclass
@@ -201,3 +255,37 @@ class WorkerPong(_Message):
 
     type: str = "pong"
     timestamp: Optional[int] = None
+
+
+#: the ``type`` each message class carries (the ones with a fixed default)
+_TYPES: Dict[type, str] = {
+    kind: kind.type  # type: ignore[attr-defined]
+    for kind in (
+        AvailabilityRequest,
+        AvailabilityResponse,
+        JobAssignment,
+        JobTermination,
+        JobUpdate,
+        WorkerPing,
+        WorkerPong,
+    )
+}
+
+__all__ = [
+    "AvailabilityRequest",
+    "AvailabilityResponse",
+    "JobAssignment",
+    "JobStatus",
+    "JobTermination",
+    "JobUpdate",
+    "ProtocolError",
+    "ServerMessage",
+    "UpdateJobStatus",
+    "UpdateWorkerStatus",
+    "WorkerMessage",
+    "WorkerPing",
+    "WorkerPong",
+    "WorkerStatus",
+    "from_dict",
+    "parse",
+]

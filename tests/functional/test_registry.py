@@ -72,7 +72,7 @@ def test_a_bad_token_is_refused_and_that_peer_gets_no_jobs(registry, workers):
     assert good.wait_registered(5)
     gevent.sleep(0.5)
     assert not bad.is_connected and "Failed to connect" in str(bad.error)
-    assert len(hub.refused) == 1 and len(hub.workers) == 1
+    assert hub.refusals == 1 and len(hub.workers) == 1
     with SocketManager(zmq, green_context) as intruder:  # refused, then pretending to be a worker
         intruder.ensure_and_connect("dealer", zmq.DEALER, hub.address, zmq.POLLIN)
         intruder.send_safe("dealer", {"type": "register", "token": "nope", "agent_name": "x"})
@@ -113,9 +113,12 @@ def test_a_new_worker_gets_an_id_and_a_reconnecting_one_keeps_it(registry, worke
             gevent.sleep(0.1)
     assert back.wait(lambda: assigned in back.workers, 15)
     assert first.wait_registered(5) and first.worker_id == assigned
-    # a second process of the same agent presents the stored id too
+    # a second process of the same agent presents the stored id too, while the first is live:
+    # the id is not handed over (anti-hijack), the newcomer gets one of its own
     again, _ = workers(back.address, agent=agent)
-    assert again.wait_registered(5) and again.worker_id == assigned
+    assert again.wait_registered(5) and again.worker_id not in (assigned, None)
+    assert back.workers[assigned].identity != back.workers[again.worker_id].identity
+    assert first.worker_id == assigned and back.workers[assigned].online
 
 
 @pytest.mark.parametrize("threshold, most", [(0.5, 2), (1.0, 4)])
@@ -236,3 +239,80 @@ def test_wait_for_assignment_and_a_clean_disconnect(registry, workers):
     worker_id = connection.worker_id
     connection.disconnect()
     assert hub.wait(lambda: hub.workers[worker_id].status == "offline", 5)
+
+
+def test_a_worker_frozen_past_the_heartbeat_timeout_is_taken_back_and_gets_jobs(registry):
+    hub = registry(heartbeat_timeout=1.0)
+    agent = f"frozen-{uuid.uuid4().hex[:6]}"
+    # it pings every 0.2 s and would reconnect only after 3 s unheard: the freeze is shorter
+    process = start_worker(hub.address, agent, 4, TOKEN, "--ping-interval", "0.2", "--pong-timeout", "3")
+    try:
+        assert hub.wait(lambda: len(hub.workers) == 1, 30)
+        (worker,) = hub.workers.values()
+        assert hub.wait(lambda: worker.status == "idle", 5)
+        identity = worker.identity
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            assert hub.wait(lambda: worker.status == "offline", 5)
+            gevent.sleep(0.6)  # frozen for the heartbeat timeout and then some
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        # it pings again on the same connection: taken back, idle, and asked for jobs again
+        assert hub.wait(lambda: worker.status == "idle", 10)
+        assert list(hub.workers) == [worker.worker_id] and worker.identity == identity
+        assert hub.revived == 1
+        jobs = [hub.submit(metadata={"seconds": 0.01}) for _ in range(6)]
+        assert hub.wait(lambda: all(hub.jobs[job].status == "completed" for job in jobs), 20)
+        assert {hub.jobs[job].history[-1] for job in jobs} == {worker.worker_id}
+    finally:
+        stop_workers([process])
+
+
+def test_a_lost_worker_reconnecting_with_its_id_is_taken_back(registry):
+    hub = registry(heartbeat_timeout=0.5)
+    with SocketManager(zmq, green_context) as peers:
+        peers.ensure_and_connect("old", zmq.DEALER, hub.address, zmq.POLLIN)
+        peers.send_safe("old", {"type": "register", "token": TOKEN, "worker_id": "", "max_processes": 2})
+        worker_id = peers.recv_safe("old", timeout=5)["worker_id"]
+        assert hub.wait(lambda: hub.workers[worker_id].status == "offline", 5)
+        peers.ensure_and_connect("new", zmq.DEALER, hub.address, zmq.POLLIN)
+        peers.send_safe(
+            "new", {"type": "register", "token": TOKEN, "worker_id": worker_id, "max_processes": 2}
+        )
+        assert peers.recv_safe("new", timeout=5)["worker_id"] == worker_id
+        assert hub.workers[worker_id].status == "idle" and hub.revived == 1
+        hub.submit(metadata={"seconds": 0})
+        assert peers.recv_safe("new", timeout=5)["type"] == "availability_request"
+        peers.close_all(linger=0)
+
+
+def test_submit_refuses_what_cannot_travel_and_the_loop_goes_on(registry, workers):
+    hub = registry()
+    with pytest.raises(ValueError, match="lone surrogate"):
+        hub.submit(metadata={"name": "\ud800"})
+    with pytest.raises(ValueError, match="finite"):
+        hub.submit(metadata={"seconds": float("nan")})
+    with pytest.raises(ValueError, match="must be a string"):
+        hub.submit(job_type=3)
+    job_id = hub.submit(metadata={"seconds": 0})
+    with pytest.raises(ValueError, match="already submitted"):
+        hub.submit(job_id=job_id)
+    with pytest.raises(ValueError, match="timeout"):
+        hub.wait(lambda: True, float("inf"))
+    with pytest.raises(ValueError, match="heartbeat_timeout"):
+        Registry({TOKEN}, heartbeat_timeout=float("nan"))
+    connection, _ = workers(hub.address)
+    assert connection.wait_registered(5)
+    assert hub.wait(lambda: hub.jobs[job_id].status == "completed", 10) and hub.alive
+
+
+def test_a_job_failing_with_unsendable_text_is_still_reported_failed(registry, workers):
+    def fail(assignment):
+        raise RuntimeError("bad \udc80 name")
+
+    hub = registry()
+    connection, runtime = workers(hub.address, runtime={"job": fail})
+    assert connection.wait_registered(5)
+    job_id = hub.submit()
+    assert hub.wait(lambda: hub.jobs[job_id].status == "failed", 10)
+    assert hub.jobs[job_id].error == "RuntimeError: bad \\udc80 name"

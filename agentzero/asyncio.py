@@ -1,0 +1,183 @@
+"""agentzero for asyncio: the :class:`SocketManager` of :mod:`agentzero.core`, with coroutines where it waits.
+
+Everything that does not wait (``create``, ``bind``, ``connect``,
+``ensure_and_bind``, ``bind_to_random_port``, ``set_topic``, ``close``, the
+CURVE and logging calls...) is the same plain call as in
+:class:`agentzero.core.SocketManager`. What waits is a coroutine:
+:meth:`~SocketManager.send_safe`, :meth:`~SocketManager.recv_safe`,
+:meth:`~SocketManager.publish_safe`, :meth:`~SocketManager.recv_event_safe`,
+:meth:`~SocketManager.wait_until_ready`, :meth:`~SocketManager.ready` and
+:meth:`~SocketManager.engage`; :meth:`~SocketManager.subscribe` is an
+asynchronous generator. Timeouts, return values and errors are those of the
+sync manager.
+
+Each call tries its operation at once without blocking and returns without
+yielding to the loop when it can (as ``zmq.asyncio`` does); only when ZeroMQ
+says "not now" does it await the socket (see :mod:`agentzero._async_waiting`).
+
+>>> import asyncio, zmq
+>>> from agentzero.asyncio import SocketManager
+>>> async def main():
+...     with SocketManager() as sockets:
+...         sockets.ensure_and_bind('in', zmq.PULL, 'inproc://asyncio-module-doc', zmq.POLLIN)
+...         sockets.ensure_and_connect('out', zmq.PUSH, 'inproc://asyncio-module-doc', zmq.POLLOUT)
+...         await sockets.send_safe('out', {'job': 42})
+...         return await sockets.recv_safe('in')
+>>> asyncio.run(main())
+{'job': 42}
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from agentzero._async_logs import AsyncZMQPubHandler
+from agentzero._async_messaging import AsyncMessaging
+from agentzero._async_waiting import AsyncioWaiting, AsyncWaitingCalls
+from agentzero.addresses import Addresses
+from agentzero.loggers import Loggers
+from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event
+from agentzero.security import Security
+from agentzero.serializers import JSON, BaseSerializer, frame_packer, frame_unpacker
+from agentzero.waiting import check_milliseconds, check_seconds
+
+__all__ = [
+    "DEFAULT_POLLING_TIMEOUT",
+    "DEFAULT_TIMEOUT_IN_SECONDS",
+    "SUBSCRIBE_CHECK_INTERVAL",
+    "Event",
+    "SocketManager",
+]
+
+#: How long the coroutines wait by default, in seconds (as :data:`agentzero.core.DEFAULT_TIMEOUT_IN_SECONDS`).
+DEFAULT_TIMEOUT_IN_SECONDS = 10
+#: The longest single wait before the socket is checked again, in milliseconds.
+DEFAULT_POLLING_TIMEOUT = 10000
+
+# the constructor's ``zmq`` argument shadows the module inside it
+_zmq_asyncio = zmq.asyncio
+
+
+class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addresses):
+    """Named ZeroMQ sockets for asyncio: :class:`agentzero.core.SocketManager` whose waits are coroutines.
+
+    Parameters
+    ----------
+    zmq : module, optional
+        ``zmq.asyncio`` (the default); any other module raises ``TypeError``.
+    context : zmq.Context, optional
+        where the sockets are created; defaults to ``zmq.asyncio.Context.instance()``.
+        With a ``zmq.asyncio.Context`` the sockets are ``zmq.asyncio.Socket``
+        objects, which can still be awaited with their own calls; a plain
+        ``zmq.Context`` gives plain sockets. A ``zmq.green`` context is refused.
+    serialization_backend : BaseSerializer, optional
+        used by the ``*_safe`` calls; defaults to :class:`agentzero.serializers.JSON`.
+    polling_timeout : float
+        the longest single wait before the socket is checked again, in **milliseconds**.
+    timeout : float
+        how long the ``*_safe`` coroutines wait by default, in **seconds**.
+    max_message_size : int, optional
+        the largest message, in bytes, that sockets created by this manager
+        accept (see :class:`agentzero.core.SocketManager`).
+
+    Raises
+    ------
+    TypeError
+        when ``zmq`` is not ``zmq.asyncio``, the context is a ``zmq.green`` one,
+        or the serializer has no ``pack``/``unpack``.
+    ValueError
+        when a timeout or ``max_message_size`` is not a finite, non-negative number.
+
+    Notes
+    -----
+    A manager belongs to one thread and its event loop; it may move to
+    another loop of that thread (a second ``asyncio.run``) between calls.
+    Closing a socket wakes the tasks waiting on it with
+    :class:`~agentzero.errors.SocketClosed`; cancelling a waiting task leaves
+    the socket as it was.
+    """
+
+    _waiting: AsyncioWaiting
+    _log_handler_class = AsyncZMQPubHandler
+
+    def __init__(
+        self,
+        zmq: Any = None,
+        context: Any = None,
+        serialization_backend: BaseSerializer | None = None,
+        polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
+        max_message_size: int | None = None,
+    ) -> None:
+        module = zmq if zmq is not None else _zmq_asyncio
+        if module is not _zmq_asyncio:
+            raise TypeError(
+                "agentzero.asyncio.SocketManager is for zmq.asyncio, got "
+                f"{getattr(module, '__name__', module)!r}; "
+                "for zmq and zmq.green use agentzero.core.SocketManager"
+            )
+        _refuse_green(context)
+        backend = serialization_backend if serialization_backend is not None else JSON()
+        if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
+            raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
+        if max_message_size is not None and (
+            not isinstance(max_message_size, int)
+            or isinstance(max_message_size, bool)
+            or max_message_size < 1
+        ):
+            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
+        self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
+        self.timeout = check_seconds("timeout", timeout)
+        self.zmq = module
+        self.context = context if context is not None else _zmq_asyncio.Context.instance()
+        self.serialization_backend = backend
+        self._pack = frame_packer(backend)
+        self._unpack = frame_unpacker(backend)
+        self.max_message_size = max_message_size
+        self._waiting = AsyncioWaiting()
+        self.poller = _zmq_asyncio.Poller()
+        self.sockets = OrderedDict()
+        self.addresses = OrderedDict()
+        self.registry = OrderedDict()
+        self._records = {}
+        self._log_handlers = {}
+        self._attached_loggers = []
+        self._released = {}
+        self._authenticator = None
+
+    def __repr__(self) -> str:
+        return f"asyncio.SocketManager(sockets={list(self.sockets)!r})"
+
+    def __enter__(self) -> SocketManager:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close_all()
+
+    async def __aenter__(self) -> SocketManager:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close_all()
+
+    def __del__(self) -> None:
+        try:
+            self.close_all()
+        except Exception:  # noqa: S110 - a finalizer must never raise
+            pass
+
+
+def _refuse_green(context: Any) -> None:
+    import zmq.green
+
+    if isinstance(context, zmq.green.Context):
+        raise TypeError(
+            "agentzero.asyncio.SocketManager cannot wait on a zmq.green context; "
+            "use agentzero.core.SocketManager(zmq.green) with gevent"
+        )
+    if context is not None and not isinstance(context, zmq.Context):
+        raise TypeError(f"context must be a zmq.asyncio.Context (or zmq.Context), got {context!r}")
