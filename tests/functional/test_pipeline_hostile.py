@@ -15,6 +15,8 @@ import zmq.green
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
 from examples.pipeline.protocol import COMPLETED, DISPATCHED, FAILED, new_job
+from examples.pipeline.steps import load_step
+from examples.pipeline.worker import StepWorker
 from tests.functional.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -248,4 +250,40 @@ def test_a_flood_of_forged_workers_is_capped():
     finally:
         for hand in hands:
             hand.close()
+        manager.stop()
+
+
+def test_a_worker_drops_forged_or_malformed_dispatches_and_goes_on():
+    manager = start_manager(heartbeat_timeout=30.0)
+    worker = StepWorker(load_step("noop"), manager.addresses["status"], concurrency=2)
+    worker.connect(timeout=5)
+    runner = gevent.spawn(worker.run)
+    try:
+        wait_until(lambda: worker.worker_id in manager.workers, what="the worker joined")
+        with SocketManager(zmq.green, green_context) as forger:
+            forger.ensure_and_connect("push", zmq.green.PUSH, worker.address, 0)
+            frames = [
+                b"{not json",
+                b'["a", "list"]',
+                raw('{"job_id": "\\ud800", "token": "0123456789abcdef", "attempt": 1}'),
+                b'{"job_id": "J", "token": 5, "attempt": 1}',
+                b'{"job_id": "J", "token": "0123456789abcdef", "attempt": 0}',
+                raw('{"job_id": "J", "token": "0123456789abcdef", "attempt": Infinity}'),
+            ]
+            for frame in frames:
+                forger.sockets["push"].send(frame)
+            wait_until(lambda: worker.malformed == len(frames), what="every bad dispatch dropped")
+            # a well-formed forgery runs, but its result is stale at the manager: it knows no such token
+            stale = manager.stale_events
+            forged = {"job_id": "J", "token": "0123456789abcdef", "attempt": 1, "data": {}}
+            forger.send_safe("push", forged)
+            wait_until(lambda: manager.stale_events == stale + 1, what="the forged result counted as stale")
+            forger.close("push", linger=0)
+        manager.submit(new_job("noop", {"n": 1}, job_id="real"))
+        wait_until(lambda: manager.jobs["real"].state == COMPLETED, what="a real job completed")
+        assert worker.done == 2 and manager.bad_messages == {}
+    finally:
+        worker.stop()
+        runner.join(timeout=5)
+        worker.close()
         manager.stop()
