@@ -6,15 +6,27 @@ them through the steps of their pipeline; each step type runs in as many
 machine or others. Everything is wired with agentzero's named sockets::
 
     submitters --PUSH--> [jobs-in PULL]                         manager
-    manager  [push:<job type> PUSH] --> [jobs PULL]              step workers
+    manager  [push:<worker id> PUSH] --> [jobs PULL]            one step worker each
     workers  [events PUB] --> [pipe-sub SUB]                    manager
     clients  --REQ--> [pipe-status REP]                         manager
 
-Run ``python -m examples.pipeline --help``.
+Your own steps subclass :class:`~examples.pipeline.steps.Step` (see
+``docs/steps.rst``). Run ``python -m examples.pipeline --help``.
 """
 
+from examples.pipeline.builtin_steps import PIPELINES, STEPS
 from examples.pipeline.manager import PipelineManager
-from examples.pipeline.steps import PIPELINES, STEPS, JobFailed, Step
+from examples.pipeline.steps import Job, JobFailed, Step, load_pipelines, load_step
 from examples.pipeline.worker import StepWorker
 
-__all__ = ["PIPELINES", "STEPS", "JobFailed", "PipelineManager", "Step", "StepWorker"]
+__all__ = [
+    "PIPELINES",
+    "STEPS",
+    "Job",
+    "JobFailed",
+    "PipelineManager",
+    "Step",
+    "StepWorker",
+    "load_pipelines",
+    "load_step",
+]

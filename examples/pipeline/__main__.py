@@ -3,6 +3,7 @@
 python -m examples.pipeline run --jobs 300 --workers 2      # everything on this machine
 python -m examples.pipeline manager --bind HOST              # the pieces, separately
 python -m examples.pipeline step calculate-hash --manager tcp://HOST:PORT
+python -m examples.pipeline step mypackage.steps:Resize --manager tcp://HOST:PORT
 python -m examples.pipeline submit --manager tcp://HOST:PORT --count 10
 python -m examples.pipeline status --manager tcp://HOST:PORT JOB_ID
 """
@@ -13,30 +14,39 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from agentzero.core import SocketManager
 from agentzero.errors import AgentZeroSocketError
 from agentzero.zero import context, zmq
+from examples.pipeline.builtin_steps import PIPELINES, STEPS, file_content
 from examples.pipeline.manager import PipelineManager
 from examples.pipeline.protocol import COMPLETED, new_job
-from examples.pipeline.steps import PIPELINES, STEPS, file_content
+from examples.pipeline.steps import BadStep, load_pipelines, load_step
 from examples.pipeline.worker import ManagerUnreachable, StepWorker, ask_manager
 from examples.processes import spawn_module, stop_processes
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class UsageError(Exception):
     """A bad argument or an unusable address: exit code 2 and one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (UsageError, ManagerUnreachable, AgentZeroSocketError) as problem:
+    except (UsageError, BadStep, ManagerUnreachable, AgentZeroSocketError) as problem:
         print(f"{parser.prog} {args.name}: error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -52,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.pipeline", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m examples.pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="name", required=True)
 
     run = commands.add_parser("run", help="manager, workers and jobs on this machine, with a live view")
@@ -71,22 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="SIGKILL one worker once this fraction of the jobs completed",
     )
     run.add_argument("--timeout", type=positive, default=300, help="seconds before giving up")
-    run.add_argument("--heartbeat-timeout", type=float, default=3.0)
+    run.add_argument("--heartbeat-timeout", type=seconds, default=3.0)
+    run.add_argument("--keep-logs", action="store_true", help="keep the workers' log directory")
     run.set_defaults(command=command_run)
 
     manager = commands.add_parser("manager", help="run the pipeline manager")
     manager.add_argument("--bind", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     manager.add_argument("--port", type=int, default=0, help="status port; 0 picks a free one")
     manager.add_argument("--max-attempts", type=positive, default=3)
-    manager.add_argument("--heartbeat-timeout", type=float, default=3.0)
+    manager.add_argument("--heartbeat-timeout", type=seconds, default=3.0)
+    manager.add_argument(
+        "--pipelines",
+        default=None,
+        metavar="MODULE:NAME|FILE.json",
+        help="the pipelines (name -> job types); default: the built-in ones",
+    )
     manager.set_defaults(command=command_manager)
 
     step = commands.add_parser("step", help="run one step worker")
-    step.add_argument("job_type", choices=sorted(STEPS))
+    step.add_argument(
+        "job_type", metavar="STEP", help=f"a built-in step ({', '.join(sorted(STEPS))}) or module:StepClass"
+    )
     step.add_argument("--manager", required=True, help="the manager's status address, tcp://HOST:PORT")
     step.add_argument("--concurrency", type=positive, default=4)
     step.add_argument("--bind", default="127.0.0.1", help="interface for the jobs socket")
-    step.add_argument("--connect-timeout", type=float, default=10.0)
+    step.add_argument("--connect-timeout", type=seconds, default=10.0)
     step.set_defaults(command=command_step)
 
     submit = commands.add_parser("submit", help="submit jobs to a running manager")
@@ -94,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--pipeline", default="file-hash")
     submit.add_argument("--count", type=positive, default=1)
     submit.add_argument("--instructions", type=json_object, default={}, help="a JSON object")
-    submit.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the manager")
+    submit.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the manager")
     submit.set_defaults(command=command_submit)
 
     status = commands.add_parser("status", help="ask a running manager about a job (or 'stats')")
     status.add_argument("--manager", required=True)
     status.add_argument("job_id", help="a job id, or 'stats' for the manager's statistics")
-    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the manager")
+    status.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the manager")
     status.set_defaults(command=command_status)
     return parser
 
@@ -112,6 +131,16 @@ def positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite, non-negative number of seconds, got {text!r}")
     return value
 
 
@@ -139,13 +168,14 @@ def command_manager(args: argparse.Namespace) -> int:
     manager = PipelineManager(
         bind_host=args.bind,
         status_port=args.port,
+        pipelines=load_pipelines(args.pipelines) if args.pipelines else None,
         max_attempts=args.max_attempts,
         heartbeat_timeout=args.heartbeat_timeout,
     )
     addresses = manager.bind()
     for name, address in addresses.items():
         print(f"{name:7s} {address}", flush=True)
-    print(f"start workers with: python -m examples.pipeline step JOB_TYPE --manager {addresses['status']}")
+    print(f"start workers with: python -m examples.pipeline step STEP --manager {addresses['status']}")
     gevent.signal_handler(signal.SIGTERM, manager.stop)
     try:
         manager.run()
@@ -156,10 +186,10 @@ def command_manager(args: argparse.Namespace) -> int:
 
 def command_step(args: argparse.Namespace) -> int:
     worker = StepWorker(
-        STEPS[args.job_type](), args.manager, concurrency=args.concurrency, bind_host=args.bind
+        load_step(args.job_type), args.manager, concurrency=args.concurrency, bind_host=args.bind
     )
     worker.connect(timeout=args.connect_timeout)
-    print(f"{worker.worker_id} pulling {args.job_type} jobs on {worker.address}", flush=True)
+    print(f"{worker.worker_id} pulling {worker.job_type} jobs on {worker.address}", flush=True)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
     gevent.signal_handler(signal.SIGINT, worker.stop)
     try:
@@ -191,6 +221,8 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from rich.console import Console  # only `run` draws: workers start faster without rich
+
     console = Console()
     steps = PIPELINES[args.pipeline]
     manager = PipelineManager(max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout)
@@ -203,6 +235,10 @@ def command_run(args: argparse.Namespace) -> int:
         for _ in range(args.workers)
     ]
     console.print(f"started {len(workers)} worker processes ({args.workers} per step: {', '.join(steps)})")
+    joining = time.monotonic()
+    while len(manager.workers) < len(workers) and time.monotonic() - joining < 30:
+        gevent.sleep(0.05)  # jobs wait for their workers anyway: measure from here
+    console.print(f"{len(manager.workers)} workers joined in {time.monotonic() - joining:.1f}s")
     started = time.monotonic()
     jobs = [
         new_job(
@@ -227,8 +263,13 @@ def command_run(args: argparse.Namespace) -> int:
     verified = verify_results(manager, jobs) if args.pipeline == "file-hash" else None
     print_summary(console, manager, steps, wall, killed, verified)
     everything_completed = finished and manager.stats()["completed"] == len(jobs)
+    if args.keep_logs:
+        console.print(f"worker logs are in {log_dir}")
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
     if not everything_completed:
-        console.print(f"[red]not every job completed[/red]; worker logs are in {log_dir}")
+        hint = "" if args.keep_logs else " (run with --keep-logs to read the workers' logs)"
+        console.print(f"[red]not every job completed[/red]{hint}")
     elif verified is False:
         console.print("[red]some results do not match their files[/red]")
     else:
@@ -240,8 +281,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def start_worker(job_type: str, manager_address: str, concurrency: int, log_dir: str) -> subprocess.Popen:
-    log_file = open(os.path.join(log_dir, f"{job_type}-{time.monotonic_ns()}.log"), "wb")  # noqa: SIM115
-    process = spawn_module(
+    with open(os.path.join(log_dir, f"{job_type}-{time.monotonic_ns()}.log"), "wb") as log_file:
+        process = _spawn_step(job_type, manager_address, concurrency, log_file)
+    process.job_type = job_type  # type: ignore[attr-defined]
+    return process
+
+
+def _spawn_step(job_type: str, manager_address: str, concurrency: int, log_file: Any) -> subprocess.Popen:
+    return spawn_module(
         "examples.pipeline",
         "step",
         job_type,
@@ -252,8 +299,6 @@ def start_worker(job_type: str, manager_address: str, concurrency: int, log_dir:
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    process.job_type = job_type  # type: ignore[attr-defined]
-    return process
 
 
 stop_workers = stop_processes
@@ -267,6 +312,8 @@ def run_with_progress(
     workers: list[subprocess.Popen],
     killed: list[int],
 ) -> bool:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         overall = progress.add_task("all jobs", total=args.jobs)
@@ -282,7 +329,8 @@ def run_with_progress(
                 victim = workers[len(workers) // 2]
                 victim.send_signal(signal.SIGKILL)
                 killed.append(victim.pid)
-                console.print(f"killed worker process {victim.pid} ({victim.job_type}) with SIGKILL")
+                job_type = victim.job_type  # type: ignore[attr-defined]
+                console.print(f"killed worker process {victim.pid} ({job_type}) with SIGKILL")
 
         return manager.wait(args.jobs, timeout=args.timeout, on_tick=tick)
 
@@ -295,7 +343,7 @@ def verify_results(manager: PipelineManager, jobs: list[dict[str, Any]]) -> bool
             continue
         instructions = job["instructions"]
         expected = hashlib.sha256(file_content(instructions["seed"], instructions["size"])).hexdigest()
-        if record.result.get("sha256") != expected:
+        if not isinstance(record.result, dict) or record.result.get("sha256") != expected:
             return False
     return True
 
@@ -308,6 +356,8 @@ def print_summary(
     killed: list[int],
     verified: bool | None,
 ) -> None:
+    from rich.table import Table
+
     stats = manager.stats()
     table = Table(title="pipeline summary")
     table.add_column("measure")
@@ -319,7 +369,9 @@ def print_summary(
     table.add_row("retries", str(stats["retries"]))
     table.add_row("re-dispatches", str(stats["redispatches"]))
     table.add_row("stale results ignored", str(stats["stale_events"]))
-    table.add_row("workers killed", ", ".join(map(str, killed)) or "none")
+    table.add_row("bad messages dropped", str(sum(stats["bad_messages"].values())))
+    table.add_row("workers killed", str(len(killed)))
+    table.add_row("workers lost (detected)", str(stats["workers_lost"]))
     for step in steps:
         table.add_row(f"{step} throughput", f"{stats['throughput_per_step'].get(step, 0.0):.1f} jobs/s")
     table.add_row("overall throughput", f"{stats['completed'] / wall:.1f} jobs/s" if wall else "-")

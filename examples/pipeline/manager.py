@@ -5,7 +5,13 @@ Sockets (all named, all in one SocketManager, polled together by ``engage()``):
 - ``pipe-sub`` SUB, bound: heartbeats, job events, metrics and logs of every step worker;
 - ``jobs-in`` PULL, bound: jobs submitted by clients;
 - ``pipe-status`` REP, bound: job status, statistics and the manager's addresses;
-- ``push:<job type>`` PUSH, one per job type, connected to each worker that announced itself.
+- ``push:<worker id>`` PUSH, one per worker, connected to the worker's PULL, so the
+  manager knows which worker holds each job; ``monitor:<worker id>``, its socket
+  monitor, reports the connection dropping (a killed worker) within a moment.
+
+The manager accepts exactly one result per job and step: each dispatch carries
+a fresh random token, cleared once its result is accepted. Workers are handled
+in :mod:`examples.pipeline.roster`.
 """
 
 from __future__ import annotations
@@ -13,16 +19,16 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gevent
 
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError
+from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.pipeline import protocol
+from examples.pipeline.builtin_steps import PIPELINES
 from examples.pipeline.protocol import (
     COMPLETED,
     DISPATCHED,
@@ -31,66 +37,22 @@ from examples.pipeline.protocol import (
     QUEUED,
     RUNNING,
     BadJob,
+    BadMessage,
     check_job,
+    check_job_event,
+    check_request,
+    finite_seconds,
 )
-from examples.pipeline.steps import PIPELINES
+from examples.pipeline.records import JobRecord
+from examples.pipeline.roster import Roster
 
 log = logging.getLogger("pipeline.manager")
 
-
-@dataclass
-class JobRecord:
-    """Everything the manager knows about one job."""
-
-    id: str
-    pipeline: str
-    steps: list[str]
-    data: dict[str, Any]
-    state: str = QUEUED
-    step_index: int = 0
-    attempts: int = 0  # attempts at the current step
-    retries: int = 0  # errors that were retried, over all steps
-    redispatches: int = 0  # times it was sent again because a worker was lost
-    token: int = 0  # identifies the current dispatch; events of older ones are stale
-    worker_id: str | None = None
-    result: Any = None
-    error: Any = None
-    submitted_at: float = field(default_factory=time.monotonic)
-    dispatched_at: float = 0.0
-    finished_at: float | None = None
-
-    @property
-    def job_type(self) -> str:
-        return self.steps[min(self.step_index, len(self.steps) - 1)]
-
-    def view(self) -> dict[str, Any]:
-        """The job as the status socket reports it."""
-        return {
-            "job_id": self.id,
-            "pipeline": self.pipeline,
-            "state": self.state,
-            "step": self.job_type,
-            "attempts": self.attempts,
-            "retries": self.retries,
-            "redispatches": self.redispatches,
-            "result": self.result,
-            "error": self.error,
-        }
+#: The largest event, job or request the manager reads, in bytes.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-@dataclass
-class WorkerRecord:
-    id: str
-    job_type: str
-    address: str
-    concurrency: int
-    pid: int | None
-    last_seen: float
-    running: set[str] = field(default_factory=set)
-    done: int = 0
-
-
-class PipelineManager:
+class PipelineManager(Roster):
     """Receive jobs, dispatch each step to a live worker of its type, and keep score.
 
     Parameters
@@ -99,8 +61,8 @@ class PipelineManager:
         the interface every socket binds to (loopback by default)
     status_port : int
         the port of the status socket, the manager's front door; 0 picks a free one
-    pipelines : dict
-        pipeline name -> ordered job types
+    pipelines : dict, optional
+        pipeline name -> ordered job types; defaults to the built-in pipelines
     max_attempts : int
         how often a step that raises is tried before the job fails
     heartbeat_timeout : float
@@ -109,6 +71,18 @@ class PipelineManager:
         seconds a dispatched job may wait to start before it is sent again
     max_redispatches : int
         how many lost workers a job survives before it fails
+    max_message_size : int
+        the largest event, job or request read, in bytes; larger ones are dropped and counted
+    max_workers : int
+        how many workers may be taken in at once; more ``available`` events are dropped and
+        counted (each worker costs two sockets)
+    context : zmq.Context, optional
+        a green context; defaults to agentzero's
+
+    Raises
+    ------
+    ValueError
+        when a number is out of range (a timeout negative, infinite or NaN).
     """
 
     def __init__(
@@ -120,32 +94,52 @@ class PipelineManager:
         heartbeat_timeout: float = 3.0,
         dispatch_timeout: float = 60.0,
         max_redispatches: int = 5,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_workers: int = 1000,
         context: Any = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if max_redispatches < 0:
+            raise ValueError(f"max_redispatches must be >= 0, got {max_redispatches}")
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1, got {max_message_size}")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.bind_host = bind_host
         self.status_port = status_port
         self.pipelines = dict(pipelines or PIPELINES)
+        self.job_types = {job_type for steps in self.pipelines.values() for job_type in steps}
         self.max_attempts = max_attempts
-        self.heartbeat_timeout = heartbeat_timeout
-        self.dispatch_timeout = dispatch_timeout
+        self.heartbeat_timeout = finite_seconds("heartbeat_timeout", heartbeat_timeout)
+        self.dispatch_timeout = finite_seconds("dispatch_timeout", dispatch_timeout)
         self.max_redispatches = max_redispatches
+        self.max_message_size = max_message_size
+        self.max_workers = max_workers
         self.sockets = SocketManager(zmq, context or green_context)
         self.addresses: dict[str, str] = {}
         self.jobs: dict[str, JobRecord] = {}
-        self.workers: dict[str, WorkerRecord] = {}
-        self.rejected: list[dict[str, Any]] = []
+        self.rejected: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.rejected_count = 0
         self.logs: collections.deque[str] = collections.deque(maxlen=200)
         self.stale_events = 0
+        #: problem kind -> how many events or requests were dropped for it
+        self.bad_messages: collections.Counter[str] = collections.Counter()
         self.completed_per_step: collections.Counter[str] = collections.Counter()
         self.first_dispatch: dict[str, float] = {}
         self.last_done: dict[str, float] = {}
         self._pending: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
-        self._in_flight: dict[str, set[str]] = collections.defaultdict(set)
         self._loop: gevent.Greenlet | None = None
         self._running = False
+        self._next_check = 0.0
         self.started_at = time.monotonic()
+        Roster.__init__(self)
+        self._event_handlers: dict[bytes, Callable[[bytes, Any], None]] = {
+            protocol.AVAILABLE.encode(): self._worker_seen,
+            protocol.METRIC.encode(): self._metric,
+            protocol.LOGS.encode(): self._log_line,
+            **{topic.encode(): self._job_event for topic in protocol.JOB_EVENTS},
+        }
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -157,6 +151,11 @@ class PipelineManager:
             self.sockets.create(name, kind)
             self.sockets.bind_to_random_port(name, zmq.POLLIN, local_address=host)
         self.sockets.set_topic("pipe-sub", "")
+        for name in ("pipe-status", "pipe-sub", "jobs-in"):
+            # libzmq drops a peer sending 4x the limit; between the two, the message is
+            # read, counted and logged as too large
+            self.sockets.set_socket_option(name, zmq.MAXMSGSIZE, 4 * self.max_message_size)
+            self.sockets.get_record(name).max_size = self.max_message_size
         self.addresses = {
             "status": self.sockets.addresses["pipe-status"],
             "events": self.sockets.addresses["pipe-sub"],
@@ -174,20 +173,36 @@ class PipelineManager:
         return self.addresses
 
     def run(self) -> None:
-        """The manager's loop: wait on every inbound socket at once, handle what is ready."""
+        """The manager's loop: wait on every inbound socket at once, handle what is ready.
+
+        Events are handled before connection losses, so results a lost worker
+        sent before it died are counted before its jobs are sent again.
+        """
+        if not self.addresses:
+            self.bind()
         self._running = True
-        inbound = {
-            self.sockets.sockets["pipe-sub"]: self._drain_events,
-            self.sockets.sockets["jobs-in"]: self._drain_jobs,
-            self.sockets.sockets["pipe-status"]: self._answer_status,
-        }
+        events = self.sockets.sockets["pipe-sub"]
+        jobs_in = self.sockets.sockets["jobs-in"]
+        status = self.sockets.sockets["pipe-status"]
         while self._running:
-            for socket in self.sockets.engage(timeout=100):
-                handler = inbound.get(socket)
-                if handler is not None:
-                    handler()
-            self._check_workers()
-            self._dispatch()
+            ready = self.sockets.engage(timeout=100)
+            try:
+                if events in ready:
+                    self._drain_events()
+                if jobs_in in ready:
+                    self._drain_jobs()
+                if status in ready:
+                    self._answer_status()
+                if self._monitors and len(ready) > (events in ready) + (jobs_in in ready) + (status in ready):
+                    self._drain_monitors(ready)
+                now = time.monotonic()
+                if now >= self._next_check:
+                    self._next_check = now + 0.1
+                    self._check_workers(now)
+                self._dispatch()
+            except Exception:  # a bug must not stop the manager: say so loudly, keep serving
+                self.bad_messages["internal error"] += 1
+                log.exception("the manager's loop hit an unexpected error; it goes on")
 
     def stop(self) -> None:
         """Stop the loop and close every socket."""
@@ -195,18 +210,32 @@ class PipelineManager:
         if self._loop is not None:
             self._loop.join(timeout=2)
             self._loop.kill()
+        for worker in self.workers.values():
+            self._close_sockets_of(worker)  # monitors first (see Roster._close_sockets_of)
         self.sockets.close_all(linger=0)
 
     # -- clients --------------------------------------------------------------------------
 
     def submit(self, job: Any) -> JobRecord | None:
-        """Accept a job (as ``jobs-in`` would); a bad one is recorded in :attr:`rejected`."""
+        """Accept a job (as ``jobs-in`` would); a bad one is recorded in :attr:`rejected`.
+
+        Parameters
+        ----------
+        job : dict
+            ``{"id", "pipeline", "instructions"}`` (see :func:`~examples.pipeline.protocol.new_job`)
+
+        Returns
+        -------
+        JobRecord or None
+            the job's record, or ``None`` when it was rejected.
+        """
         try:
             job = check_job(job, self.pipelines)
             if job["id"] in self.jobs:
                 raise BadJob(f"duplicate job id {job['id']!r}")
         except BadJob as problem:
-            return self._reject(job, str(problem))
+            self._reject(job, str(problem))
+            return None
         record = JobRecord(
             id=job["id"],
             pipeline=job["pipeline"],
@@ -214,7 +243,7 @@ class PipelineManager:
             data=dict(job.get("instructions") or {}),
         )
         self.jobs[record.id] = record
-        self._pending[record.job_type].append(record.id)
+        self._queue(record)
         return record
 
     def done(self) -> bool:
@@ -222,18 +251,24 @@ class PipelineManager:
         return all(job.state in FINAL_STATES for job in self.jobs.values())
 
     def wait(self, count: int, timeout: float, on_tick: Callable[[], None] | None = None) -> bool:
-        """Wait until ``count`` jobs are final; return False on time-out."""
-        deadline = time.monotonic() + timeout
+        """Wait until ``count`` jobs are final (or rejected); return False on time-out.
+
+        Raises
+        ------
+        ValueError
+            when ``timeout`` is negative, infinite or NaN.
+        """
+        deadline = time.monotonic() + finite_seconds("timeout", timeout)
         while time.monotonic() < deadline:
             if on_tick is not None:
                 on_tick()
-            if len(self.jobs) + len(self.rejected) >= count and self.done():
+            if len(self.jobs) + self.rejected_count >= count and self.done():
                 return True
             gevent.sleep(0.05)
         return False
 
     def stats(self) -> dict[str, Any]:
-        """Counts by state, retries, re-dispatches, workers and per-step throughput."""
+        """Counts by state, retries, re-dispatches, workers, dropped messages and per-step throughput."""
         states = collections.Counter(job.state for job in self.jobs.values())
         throughput = {}
         for job_type, completed in self.completed_per_step.items():
@@ -244,11 +279,13 @@ class PipelineManager:
             "states": dict(states),
             "completed": states[COMPLETED],
             "failed": states[FAILED],
-            "rejected": len(self.rejected),
+            "rejected": self.rejected_count,
             "retries": sum(job.retries for job in self.jobs.values()),
             "redispatches": sum(job.redispatches for job in self.jobs.values()),
             "stale_events": self.stale_events,
+            "bad_messages": dict(self.bad_messages),
             "workers": collections.Counter(worker.job_type for worker in self.workers.values()),
+            "workers_lost": self.workers_lost,
             "completed_per_step": dict(self.completed_per_step),
             "throughput_per_step": throughput,
             "uptime": time.monotonic() - self.started_at,
@@ -256,99 +293,138 @@ class PipelineManager:
 
     # -- inbound sockets ---------------------------------------------------------------------
 
+    def _bad(self, kind: str, detail: str) -> None:
+        """Count a dropped event or request and log it once."""
+        self.bad_messages[kind] += 1
+        log.warning("dropped a message (%s): %s", kind, detail)
+
     def _drain_jobs(self) -> None:
         for _ in range(1000):  # bounded, so events and status requests get their turn
             try:
                 job = self.sockets.recv_safe("jobs-in", timeout=0)
+            except MessageTooLarge as error:
+                self._reject(None, f"job too large: {error.size} bytes, the limit is {error.limit}")
+                continue
             except DeserializationError as error:
-                self._reject(error.raw, f"unreadable job: {error.reason}")
+                self._reject(None, f"unreadable job: {error.reason}")
                 continue
             if job is None:
                 return
             self.submit(job)
 
     def _drain_events(self) -> None:
+        recv_event = self.sockets.recv_event_safe
+        handlers = self._event_handlers
         for _ in range(1000):
             try:
-                event = self.sockets.recv_event_safe("pipe-sub", timeout=0)
+                event = recv_event("pipe-sub", timeout=0)
+            except MessageTooLarge as error:
+                self._bad("oversized event", f"{error.size} bytes, the limit is {error.limit}")
+                continue
             except DeserializationError as error:
-                log.warning("skipped an unreadable event: %s", error)
+                self._bad("unreadable event", error.reason)
                 continue
             if event is None:
                 return
+            handler = handlers.get(event.topic)
+            if handler is None:
+                self._bad("unknown topic", repr(event.topic[:80]))
+                continue
             try:
-                self._handle_event(event.topic.decode("utf-8", "replace"), event.data)
-            except (KeyError, TypeError, ValueError, AttributeError) as error:
-                log.warning("skipped a malformed %r event: %r", event.topic, error)
+                handler(event.topic, event.data)
+            except BadMessage as problem:
+                self._bad(problem.kind, f"{event.topic.decode('utf-8', 'replace')}: {problem.detail}")
 
     def _answer_status(self) -> None:
         try:
             request = self.sockets.recv_safe("pipe-status", timeout=0)
-        except DeserializationError as error:
-            self.sockets.send_safe("pipe-status", {"error": f"unreadable request: {error.reason}"})
+        except DeserializationError as error:  # a REP must answer, also this
+            self._bad("unreadable request", error.reason)
+            self.sockets.send_safe("pipe-status", {"error": f"unreadable request: {error.reason}"}, timeout=1)
             return
         if request is None:
             return
-        self.sockets.send_safe("pipe-status", self._status_reply(request), timeout=1)
+        try:
+            reply = self._status_reply(request)
+        except BadMessage as problem:
+            self._bad(problem.kind, problem.detail)
+            reply = {"error": str(problem)}
+        try:
+            self.sockets.send_safe("pipe-status", reply, timeout=1)
+        except SerializationError as error:
+            self.bad_messages["unsendable reply"] += 1
+            log.warning("could not send a status reply: %s", error)
+            self.sockets.send_safe("pipe-status", {"error": "the reply could not be serialized"}, timeout=1)
 
     def _status_reply(self, request: Any) -> dict[str, Any]:
-        command = request.get("command") if isinstance(request, dict) else None
+        command, argument = check_request(request)
         if command == "addresses":
             return dict(self.addresses)
+        if command == "settings":
+            return {"heartbeat_timeout": self.heartbeat_timeout, "max_message_size": self.max_message_size}
         if command == "stats":
             return self.stats()
         if command == "status":
-            job = self.jobs.get(request.get("job_id"))
-            if job is None:
-                rejected = [entry for entry in self.rejected if entry.get("job_id") == request.get("job_id")]
-                if rejected:
-                    return {"job_id": request.get("job_id"), "state": "rejected", **rejected[-1]}
-                return {"job_id": request.get("job_id"), "state": "unknown", "error": "no such job"}
-            return job.view()
-        if command == "submit":
-            record = self.submit(request.get("job"))
-            if record is None:
-                return {"state": "rejected", "error": self.rejected[-1]["reason"]}
-            return {"job_id": record.id, "state": record.state}
-        return {"error": f"unknown request {request!r}; commands: addresses, stats, status, submit"}
+            job = self.jobs.get(argument)
+            if job is not None:
+                return job.view()
+            rejected = [entry for entry in self.rejected if entry.get("job_id") == argument]
+            if rejected:
+                return {"job_id": argument, "state": "rejected", **rejected[-1]}
+            return {"job_id": argument, "state": "unknown", "error": "no such job"}
+        record = self.submit(argument)
+        if record is None:
+            return {"state": "rejected", "error": self.rejected[-1]["reason"]}
+        return {"job_id": record.id, "state": record.state}
 
     # -- step events ----------------------------------------------------------------------
 
-    def _handle_event(self, topic: str, data: dict[str, Any]) -> None:
-        if topic == protocol.AVAILABLE:
-            self._worker_seen(data)
-        elif topic == protocol.LOGS:
-            self.logs.append(data["msg"])
-        elif topic == protocol.METRIC:
-            worker = self.workers.get(data["worker_id"])
-            if worker is not None:
-                worker.done = int(data["done"])
-        elif topic.startswith("job:"):
-            job = self.jobs.get(data["job_id"])
-            if job is None or job.token != data["token"] or job.state in FINAL_STATES:
+    def _metric(self, topic: bytes, data: Any) -> None:
+        worker_id, done = protocol.check_metric(data)
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.done = done
+
+    def _log_line(self, topic: bytes, data: Any) -> None:
+        self.logs.append(protocol.check_log(data))
+
+    def _job_event(self, topic: bytes, data: Any) -> None:
+        job_id, token, worker_id = check_job_event(data)
+        worker = self.workers.get(worker_id)
+        job = self.jobs.get(job_id)
+        if worker is None:
+            if worker_id in self.former_workers:  # a late result of a worker that was dropped
                 self.stale_events += 1
                 return
-            worker = self.workers.get(data["worker_id"])
-            if topic == protocol.JOB_STARTED:
-                job.state, job.worker_id = RUNNING, data["worker_id"]
-                if worker is not None:
-                    worker.running.add(job.id)
-                return
-            if worker is not None:
-                worker.running.discard(job.id)
-            self._in_flight[job.job_type].discard(job.id)
-            if topic == protocol.JOB_SUCCESS:
-                self._step_succeeded(job, data.get("result"))
-            elif topic == protocol.JOB_FAILED:
-                self._finish(job, FAILED, error={"reason": data.get("reason"), "step": job.job_type})
-            elif topic == protocol.JOB_ERROR:
-                self._step_errored(job, data.get("error"))
+            raise BadMessage("unknown worker", f"{worker_id!r} never announced itself")
+        if job is None or job.token != token or job.worker_id != worker_id:
+            self.stale_events += 1  # a late or duplicate result, or a guess
+            return
+        if topic == b"job:started":
+            if job.state == DISPATCHED:
+                job.state = RUNNING
+            return
+        # the one result of this dispatch: later ones with the same token are stale
+        job.token = None
+        worker.held.discard(job_id)
+        if topic == b"job:success":
+            self._step_succeeded(job, worker_id, data.get("result"))
+        elif topic == b"job:failed":
+            reason = data.get("reason")
+            reason = reason[:2000] if isinstance(reason, str) else repr(reason)[:2000]
+            self._finish(job, FAILED, error={"reason": reason, "step": job.job_type})
+        elif topic == b"job:error":
+            error = data.get("error")
+            self._step_errored(job, error if isinstance(error, dict) else {"error": repr(error)[:2000]})
+        else:  # job:refused: the worker did not run it (it was frozen); not the job's fault
+            job.attempts -= 1
+            self._queue(job, first=True)
 
-    def _step_succeeded(self, job: JobRecord, result: Any) -> None:
-        now = time.monotonic()
+    def _step_succeeded(self, job: JobRecord, worker_id: str, result: Any) -> None:
         step = job.job_type
+        job.passed.append((step, worker_id))
         self.completed_per_step[step] += 1
-        self.last_done[step] = now
+        self.last_done[step] = time.monotonic()
         if job.step_index + 1 >= len(job.steps):
             self._finish(job, COMPLETED, result=result)
             return
@@ -357,9 +433,9 @@ class PipelineManager:
         job.data = result if isinstance(result, dict) else {"value": result}
         self._queue(job)
 
-    def _step_errored(self, job: JobRecord, error: Any) -> None:
+    def _step_errored(self, job: JobRecord, error: dict[str, Any]) -> None:
         if job.attempts >= self.max_attempts:
-            self._finish(job, FAILED, error={"step": job.job_type, "attempts": job.attempts, **(error or {})})
+            self._finish(job, FAILED, error={**error, "step": job.job_type, "attempts": job.attempts})
             return
         job.retries += 1
         self._queue(job)
@@ -367,77 +443,16 @@ class PipelineManager:
     def _finish(self, job: JobRecord, state: str, result: Any = None, error: Any = None) -> None:
         job.state, job.result, job.error = state, result, error
         job.finished_at = time.monotonic()
-        job.worker_id = None
+        job.token = job.worker_id = None
 
     def _queue(self, job: JobRecord, first: bool = False) -> None:
-        job.state, job.worker_id = QUEUED, None
+        """Queue the job for its current step; a stale token can no longer be accepted."""
+        job.state, job.token, job.worker_id = QUEUED, None, None
+        if job.in_queue:
+            return
+        job.in_queue = True
         pending = self._pending[job.job_type]
         pending.appendleft(job.id) if first else pending.append(job.id)
-
-    def _reject(self, job: Any, reason: str) -> None:
-        job_id = job.get("id") if isinstance(job, dict) else None
-        self.rejected.append({"job_id": job_id, "reason": reason})
-        log.warning("rejected a job: %s", reason)
-        return None
-
-    # -- workers --------------------------------------------------------------------------
-
-    def _worker_seen(self, data: dict[str, Any]) -> None:
-        worker_id = data["worker_id"]
-        if data.get("leaving"):
-            worker = self.workers.get(worker_id)
-            if worker is not None:
-                self._drop_worker(worker, "left")
-            return
-        worker = self.workers.get(worker_id)
-        if worker is not None:
-            worker.last_seen = time.monotonic()
-            return
-        job_type = data["job_type"]
-        worker = WorkerRecord(
-            id=worker_id,
-            job_type=job_type,
-            address=data["address"],
-            concurrency=max(1, int(data.get("concurrency", 1))),
-            pid=data.get("pid"),
-            last_seen=time.monotonic(),
-        )
-        push = f"push:{job_type}"
-        if push not in self.sockets.sockets:
-            self.sockets.create(push, zmq.PUSH)
-            # queue only to connected workers: nothing waits in a pipe to a dead one
-            self.sockets.set_socket_option(push, zmq.IMMEDIATE, 1)
-            self.sockets.set_socket_option(push, zmq.LINGER, 0)
-        self.sockets.connect(push, worker.address, 0)
-        self.workers[worker_id] = worker
-        log.info("worker %s (%s) joined at %s", worker_id, job_type, worker.address)
-
-    def _check_workers(self) -> None:
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            if now - worker.last_seen > self.heartbeat_timeout:
-                self._drop_worker(worker, f"silent for {now - worker.last_seen:.1f}s")
-        for in_flight in self._in_flight.values():
-            for job_id in list(in_flight):
-                job = self.jobs[job_id]
-                if job.state == DISPATCHED and now - job.dispatched_at > self.dispatch_timeout:
-                    in_flight.discard(job_id)
-                    self._redispatch(job)
-
-    def _drop_worker(self, worker: WorkerRecord, why: str) -> None:
-        """Forget a worker and send again every job it may have held."""
-        del self.workers[worker.id]
-        self.sockets.disconnect(f"push:{worker.job_type}", worker.address)
-        level = logging.INFO if why == "left" else logging.WARNING
-        log.log(level, "worker %s (%s) dropped: %s", worker.id, worker.job_type, why)
-        in_flight = self._in_flight[worker.job_type]
-        for job_id in list(in_flight):
-            job = self.jobs[job_id]
-            # a dispatched job may sit in the lost worker's queue: which one is unknown,
-            # so all are sent again and the late results of the old copies are ignored.
-            if job.state == DISPATCHED or (job.state == RUNNING and job.worker_id == worker.id):
-                in_flight.discard(job_id)
-                self._redispatch(job)
 
     def _redispatch(self, job: JobRecord) -> None:
         job.redispatches += 1
@@ -447,25 +462,8 @@ class PipelineManager:
             return
         self._queue(job, first=True)
 
-    def _capacity(self, job_type: str) -> int:
-        return sum(2 * w.concurrency for w in self.workers.values() if w.job_type == job_type)
-
-    def _dispatch(self) -> None:
-        for job_type, pending in self._pending.items():
-            in_flight = self._in_flight[job_type]
-            room = self._capacity(job_type) - len(in_flight)
-            push = f"push:{job_type}"
-            while pending and room > 0:
-                job = self.jobs[pending[0]]
-                job.token += 1
-                job.attempts += 1
-                dispatch = {"job_id": job.id, "token": job.token, "attempt": job.attempts, "data": job.data}
-                if not self.sockets.send_safe(push, dispatch, timeout=0):
-                    job.token -= 1
-                    job.attempts -= 1
-                    break  # no worker connected yet: try again on the next turn
-                pending.popleft()
-                job.state, job.dispatched_at = DISPATCHED, time.monotonic()
-                self.first_dispatch.setdefault(job_type, job.dispatched_at)
-                in_flight.add(job.id)
-                room -= 1
+    def _reject(self, job: Any, reason: str) -> None:
+        job_id = job.get("id") if isinstance(job, dict) else None
+        self.rejected.append({"job_id": job_id if isinstance(job_id, str) else None, "reason": reason})
+        self.rejected_count += 1
+        log.warning("rejected a job: %s", reason)

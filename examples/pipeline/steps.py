@@ -1,109 +1,187 @@
-"""The steps of the guide's pipeline, and the pipelines made of them.
+"""Writing your own steps and pipelines.
 
-A step is a class with a ``job_type`` and a ``process(data, attempt)`` method
-that returns the data for the next step (a ``delay`` in the data makes the
-worker wait that many seconds first: simulated work). Raising :class:`JobFailed` fails the
-job for good; any other exception is an error the manager retries.
+A step is a subclass of :class:`Step` with a ``job_type`` and one method,
+:meth:`Step.process`, which takes the job's data and returns the data for
+the next step (or the job's result, after the last step). Raising
+:class:`JobFailed` fails the job for good; any other exception is an error
+the manager retries, up to its ``max_attempts``.
+
+Delivery is *at least once*: a worker may die after doing the work but
+before reporting it, and then the manager sends the job again. So a step must
+be idempotent: running it twice for the same job gives the same result and
+leaves the same effects (see :doc:`/steps`).
+
+A pipeline is an ordered list of job types. :func:`load_step` and
+:func:`load_pipelines` find steps and pipelines by a ``module:name`` path
+(or, for pipelines, a small JSON file), which is what the command line takes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from typing import Any, ClassVar
+import importlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+from examples.pipeline.protocol import is_clean_text
 
 
 class JobFailed(Exception):
     """Raised by a step when a job cannot succeed, however often it is retried."""
 
 
-class Step:
-    """Base class of every step."""
+class Job(NamedTuple):
+    """What a step knows about the job it runs, besides its data."""
 
+    #: the job's id, unique in the manager
+    id: str
+    #: 1 on the first try of this step, 2 after an error was retried, ...
+    attempt: int
+
+
+class Step:
+    """Base class of every step.
+
+    Subclasses set :attr:`job_type` and implement :meth:`process`. One
+    instance serves every job of the worker, several at once when the
+    worker's concurrency is above 1 (in greenlets): keep per-job state in
+    local variables, not on ``self``.
+    """
+
+    #: the name workers announce and pipelines list
     job_type: ClassVar[str] = ""
 
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
-        """Do the work of this step and return the data for the next one."""
+    def process(self, data: dict[str, Any], job: Job) -> Any:
+        """Do the work of this step for one job.
+
+        Parameters
+        ----------
+        data : dict
+            the job's instructions (first step) or the previous step's result
+        job : Job
+            the job's id and the attempt number of this step
+
+        Returns
+        -------
+        object
+            the next step's data (a dict), or the job's result after the last step;
+            anything JSON can carry.
+
+        Raises
+        ------
+        JobFailed
+            to fail the job for good; any other exception is retried.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement process()")
 
 
-def file_content(seed: str, size: int) -> bytes:
-    """The deterministic content of a generated file, so results can be checked anywhere."""
-    block = hashlib.sha256(seed.encode("utf-8")).digest()
-    return (block * (size // len(block) + 1))[:size]
+class BadStep(ValueError):
+    """A step or pipeline path that cannot be loaded; the message says why."""
 
 
-class GenerateFile(Step):
-    """Write ``size`` bytes derived from ``seed`` into a new temporary file."""
-
-    job_type = "generate-file"
-
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
-        size = int(data.get("size", 1024))
-        if size < 0:
-            raise JobFailed(f"size must be >= 0, got {size}")
-        seed = str(data.get("seed", ""))
-        descriptor, path = tempfile.mkstemp(prefix="agentzero-pipeline-")
-        with os.fdopen(descriptor, "wb") as output:
-            output.write(file_content(seed, size))
-        return {**data, "path": path, "size": size, "seed": seed}
-
-
-class CalculateHash(Step):
-    """Compute the SHA-256 of the file the previous step wrote."""
-
-    job_type = "calculate-hash"
-
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
+def _import_object(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise BadStep(f"expected 'module:name', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise BadStep(f"cannot import {module_name!r} for {spec!r}: {error}") from error
+    target: Any = module
+    for part in attribute.split("."):
         try:
-            with open(data["path"], "rb") as source:
-                digest = hashlib.sha256(source.read()).hexdigest()
-        except (KeyError, FileNotFoundError) as error:
-            raise JobFailed(f"no file to hash: {error}") from error
-        return {**data, "sha256": digest}
+            target = getattr(target, part)
+        except AttributeError:
+            raise BadStep(f"module {module_name!r} has no {attribute!r}") from None
+    return target
 
 
-class DeleteFile(Step):
-    """Remove the file; the hash travels on as the job's result."""
+def load_step(spec: str, builtin: dict[str, type[Step]] | None = None) -> Step:
+    """Return a step instance from a built-in job type or a ``module:callable`` path.
 
-    job_type = "delete-file"
+    Parameters
+    ----------
+    spec : str
+        a built-in job type (``calculate-hash``) or ``package.module:Name``,
+        where ``Name`` is a :class:`Step` subclass or a callable returning a
+        :class:`Step` instance
+    builtin : dict, optional
+        job type -> step class; defaults to the built-in steps
 
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
+    Returns
+    -------
+    Step
+        a new instance
+
+    Raises
+    ------
+    BadStep
+        when the path does not import, does not name a step, or the step has
+        no printable ``job_type``.
+    """
+    if builtin is None:
+        from examples.pipeline.builtin_steps import STEPS
+
+        builtin = STEPS
+    if spec in builtin:
+        return builtin[spec]()
+    if ":" not in spec:
+        raise BadStep(f"unknown step {spec!r}: use one of {sorted(builtin)} or 'module:StepClass'")
+    factory = _import_object(spec)
+    if not callable(factory):
+        raise BadStep(f"{spec!r} is not a Step class or a callable returning a Step")
+    try:
+        step = factory()
+    except Exception as error:  # a user's constructor may raise anything: say which one did
+        raise BadStep(f"{spec!r} could not be made: {type(error).__name__}: {error}") from error
+    if not isinstance(step, Step):
+        raise BadStep(f"{spec!r} made a {type(step).__name__}, not a Step")
+    if not is_clean_text(step.job_type):
+        raise BadStep(f"{spec!r} has no job_type (printable text), got {step.job_type!r}")
+    return step
+
+
+def check_pipelines(pipelines: Any, origin: str) -> dict[str, list[str]]:
+    """Return ``pipelines`` if it maps names to non-empty lists of job types.
+
+    Raises
+    ------
+    BadStep
+        naming ``origin`` and the first entry that is wrong.
+    """
+    if not isinstance(pipelines, dict) or not pipelines:
+        raise BadStep(f"{origin}: pipelines are a non-empty mapping of name -> [job types]")
+    for name, steps in pipelines.items():
+        if not is_clean_text(name):
+            raise BadStep(f"{origin}: a pipeline name is printable text, got {name!r}")
+        if not isinstance(steps, (list, tuple)) or not steps or not all(is_clean_text(s) for s in steps):
+            raise BadStep(f"{origin}: pipeline {name!r} needs a non-empty list of job types, got {steps!r}")
+    return {name: list(steps) for name, steps in pipelines.items()}
+
+
+def load_pipelines(spec: str) -> dict[str, list[str]]:
+    """Return the pipelines named by ``module:NAME`` or a JSON file ``{"name": ["job type", ...]}``.
+
+    Parameters
+    ----------
+    spec : str
+        ``package.module:PIPELINES`` or the path of a ``.json`` file
+
+    Returns
+    -------
+    dict
+        pipeline name -> ordered job types
+
+    Raises
+    ------
+    BadStep
+        when the module or file cannot be read, or does not hold pipelines.
+    """
+    if spec.endswith(".json"):
         try:
-            os.remove(data["path"])
-        except FileNotFoundError:
-            pass  # a re-dispatched job may find it gone already
-        return {"sha256": data.get("sha256"), "size": data.get("size"), "deleted": True}
-
-
-class NoOp(Step):
-    """Do nothing: measures the pipeline's own overhead."""
-
-    job_type = "noop"
-
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
-        return data
-
-
-class Flaky(Step):
-    """Raise on the first ``fail_times`` attempts (every attempt when ``always``)."""
-
-    job_type = "flaky"
-
-    def process(self, data: dict[str, Any], attempt: int) -> dict[str, Any]:
-        if data.get("always") or attempt <= int(data.get("fail_times", 0)):
-            raise RuntimeError(f"flaky step failed on purpose (attempt {attempt})")
-        return {**data, "succeeded_on_attempt": attempt}
-
-
-STEPS: dict[str, type[Step]] = {
-    step.job_type: step for step in (GenerateFile, CalculateHash, DeleteFile, NoOp, Flaky)
-}
-
-#: pipeline name -> the job types its jobs go through, in order
-PIPELINES: dict[str, list[str]] = {
-    "file-hash": ["generate-file", "calculate-hash", "delete-file"],
-    "noop": ["noop"],
-    "flaky": ["flaky"],
-}
+            pipelines = json.loads(Path(spec).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise BadStep(f"cannot read pipelines from {spec!r}: {error}") from error
+    else:
+        pipelines = _import_object(spec)
+    return check_pipelines(pipelines, spec)

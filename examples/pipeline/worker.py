@@ -5,6 +5,11 @@ Sockets (all named, all in one SocketManager):
 - ``manager`` REQ, connected to the manager's status socket, asked once for its addresses;
 - ``jobs`` PULL, bound to a random port; the manager's PUSH for this job type connects to it;
 - ``events`` PUB, connected to the manager's SUB: heartbeats, job events, metrics and logs.
+
+A worker that was frozen (SIGSTOP, a swapped-out machine) for longer than the
+manager's heartbeat timeout has been dropped by then, and its jobs given to
+others: for a moment after it wakes, it refuses (``job:refused``) the
+dispatches it still finds, instead of running them a second time.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.pool
 
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError
+from agentzero.errors import DeserializationError, SerializationError
 from agentzero.util import serialized_exception
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.pipeline import protocol
-from examples.pipeline.steps import JobFailed, Step
+from examples.pipeline.protocol import TOKEN_BYTES, finite_seconds, is_clean_text
+from examples.pipeline.steps import Job, JobFailed, Step
+
+#: Seconds after waking from a freeze during which dispatches are refused.
+REFUSE_AFTER_FREEZE = 0.5
 
 
 class ManagerUnreachable(RuntimeError):
@@ -60,7 +69,7 @@ def ask_manager(sockets: SocketManager, address: str, request: dict, timeout: fl
 
 
 class StepWorker:
-    """Run one :class:`Step` for the pipeline manager at ``manager_address``.
+    """Run one :class:`~examples.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
 
     Parameters
     ----------
@@ -74,6 +83,15 @@ class StepWorker:
         where the jobs PULL binds; it is also the host announced to the manager
     heartbeat_interval : float
         seconds between two ``available`` events
+    context : zmq.Context, optional
+        a green context; defaults to agentzero's
+    worker_id : str, optional
+        defaults to ``<job type>-<pid>-<random>``
+
+    Raises
+    ------
+    ValueError
+        when ``concurrency`` is below 1 or ``heartbeat_interval`` is not a positive finite number.
     """
 
     def __init__(
@@ -88,6 +106,8 @@ class StepWorker:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if not 0 < finite_seconds("heartbeat_interval", heartbeat_interval):
+            raise ValueError(f"heartbeat_interval must be above 0, got {heartbeat_interval!r}")
         self.step = step
         self.job_type = step.job_type
         self.manager_address = manager_address
@@ -100,7 +120,14 @@ class StepWorker:
         self.address = ""
         self.done = 0
         self.errors = 0
+        self.refused = 0
+        self.malformed = 0
         self.busy_seconds = 0.0
+        #: seconds of silence after which the manager drops a worker (it says so when asked)
+        self.lease = 3.0
+        self._last_beat = time.monotonic()
+        self._refusing_until = 0.0
+        self._unannounced: dict[str, dict[str, Any]] = {}
         self._stopping = False
         self.logger = logging.getLogger(f"pipeline.worker.{self.worker_id}")
 
@@ -113,7 +140,13 @@ class StepWorker:
             when the manager does not answer within ``timeout`` seconds.
         """
         addresses = ask_manager(self.sockets, self.manager_address, {"command": "addresses"}, timeout)
+        settings = ask_manager(self.sockets, self.manager_address, {"command": "settings"}, timeout)
         self.sockets.close("manager", linger=0)
+        if not isinstance(addresses, dict) or not isinstance(addresses.get("events"), str):
+            raise ManagerUnreachable(f"{self.manager_address} answered {addresses!r}, not its addresses")
+        lease = settings.get("heartbeat_timeout") if isinstance(settings, dict) else None
+        if isinstance(lease, (int, float)) and not isinstance(lease, bool) and 0 < lease < 3600:
+            self.lease = float(lease)
         self.sockets.create("jobs", zmq.PULL)
         _, self.address = self.sockets.bind_to_random_port(
             "jobs", zmq.POLLIN, local_address=f"tcp://{self.bind_host}"
@@ -126,6 +159,7 @@ class StepWorker:
 
     def run(self) -> None:
         """Heartbeat and work until :meth:`stop` is called."""
+        self._last_beat = time.monotonic()
         beating = gevent.spawn(self._heartbeat)
         self.logger.info("%s worker %s pulling jobs on %s", self.job_type, self.worker_id, self.address)
         try:
@@ -134,12 +168,13 @@ class StepWorker:
                     self.pool.wait_available(timeout=0.5)
                     continue
                 try:
-                    job = self.sockets.recv_safe("jobs", timeout=0.2)
+                    dispatch = self.sockets.recv_safe("jobs", timeout=0.2)
                 except DeserializationError as error:
+                    self.malformed += 1
                     self.logger.error("dropped an unreadable dispatch: %s", error)
                     continue
-                if job is not None:
-                    self.pool.spawn(self._run_job, job)
+                if dispatch is not None:
+                    self._take(dispatch)
         finally:
             self.pool.join(timeout=5)
             self._publish_available(leaving=True)
@@ -150,11 +185,24 @@ class StepWorker:
         self._stopping = True
 
     def close(self) -> None:
+        """Close the sockets, giving the last events half a second to leave."""
         self.sockets.close_all(linger=500)
+
+    def _woke_from_freeze(self, now: float) -> bool:
+        """True while dispatches must be refused: this process was frozen past its lease."""
+        frozen = now - self._last_beat
+        if frozen > self.lease:
+            self._refusing_until = now + REFUSE_AFTER_FREEZE
+            self._last_beat = now
+            self.logger.warning("woke after %.1fs frozen: refusing old dispatches for a moment", frozen)
+        return now < self._refusing_until
 
     def _heartbeat(self) -> None:
         while True:
+            self._woke_from_freeze(time.monotonic())
+            self._last_beat = time.monotonic()
             self._publish_available()
+            self._announce_started()
             self.sockets.publish_safe(
                 "events",
                 protocol.METRIC,
@@ -183,32 +231,60 @@ class StepWorker:
             },
         )
 
-    def _run_job(self, dispatch: dict) -> None:
-        try:
-            job_id, token, attempt = dispatch["job_id"], dispatch["token"], int(dispatch["attempt"])
-            data = dispatch.get("data") or {}
-        except (KeyError, TypeError, ValueError) as error:
-            self.logger.error("dropped a malformed dispatch %r: %s", dispatch, error)
+    def _take(self, dispatch: Any) -> None:
+        """Check a dispatch, then run it in the pool, or refuse it after a freeze."""
+        job_id = dispatch.get("job_id") if type(dispatch) is dict else None
+        token = dispatch.get("token") if job_id is not None else None
+        attempt = dispatch.get("attempt") if job_id is not None else None
+        if not (
+            is_clean_text(job_id)
+            and type(token) is str
+            and len(token) == 2 * TOKEN_BYTES
+            and type(attempt) is int
+            and attempt >= 1
+        ):
+            self.malformed += 1
+            self.logger.error("dropped a malformed dispatch: %.200r", dispatch)
             return
         header = {"job_id": job_id, "token": token, "worker_id": self.worker_id, "job_type": self.job_type}
-        self.sockets.publish_safe("events", protocol.JOB_STARTED, header)
+        if self._woke_from_freeze(time.monotonic()):
+            self.refused += 1
+            self.sockets.publish_safe("events", protocol.JOB_REFUSED, header)
+            return
+        self.pool.spawn(self._run_job, header, Job(cast(str, job_id), attempt), dispatch.get("data"))
+
+    def _announce_started(self) -> None:
+        """Publish ``job:started`` for the jobs running since the last heartbeat.
+
+        Jobs that end before the next heartbeat are never announced: their result
+        says it all, and the manager reads one event less per job.
+        """
+        for header in self._unannounced.values():
+            self.sockets.publish_safe("events", protocol.JOB_STARTED, header)
+        self._unannounced.clear()
+
+    def _run_job(self, header: dict[str, Any], job: Job, data: Any) -> None:
+        token = header["token"]
+        self._unannounced[token] = header
         started = time.perf_counter()
         try:
-            delay = float(data.get("delay") or 0)  # simulated work, cooperative
-            if delay > 0:
+            delay = data.get("delay") if isinstance(data, dict) else None
+            if isinstance(delay, (int, float)) and 0 < delay < 3600:  # simulated work, cooperative
                 gevent.sleep(delay)
-            result = self.step.process(data, attempt)
+            result = self.step.process(data if isinstance(data, dict) else {"value": data}, job)
+            self.sockets.publish_safe("events", protocol.JOB_SUCCESS, {**header, "result": result})
         except JobFailed as failure:
             self.errors += 1
             self.sockets.publish_safe("events", protocol.JOB_FAILED, {**header, "reason": str(failure)})
-        except Exception as error:
+        except Exception as error:  # any other error is retried by the manager
             self.errors += 1
-            self.logger.warning("job %s raised %r on attempt %d", job_id, error, attempt)
+            if not isinstance(error, SerializationError):
+                self.logger.warning("job %s raised %r on attempt %d", job.id, error, job.attempt)
             self.sockets.publish_safe(
                 "events", protocol.JOB_ERROR, {**header, "error": serialized_exception(error)}
             )
         else:
             self.done += 1
-            self.sockets.publish_safe("events", protocol.JOB_SUCCESS, {**header, "result": result})
         finally:
+            self._unannounced.pop(token, None)
             self.busy_seconds += time.perf_counter() - started
