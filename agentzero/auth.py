@@ -217,4 +217,5 @@ def _original_thread_class() -> type[threading.Thread]:
         from gevent import monkey
     except ImportError:  # pragma: no cover
         return threading.Thread
-    return monkey.get_original("threading", "Thread")
+    thread_class: type[threading.Thread] = monkey.get_original("threading", "Thread")
+    return thread_class

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import msgpack
 import orjson
@@ -168,6 +168,8 @@ class JSON(BaseSerializer):
     def unpack(self, data: bytes | str) -> Any:
         try:
             payload = _bytes_or_text(data)
+            scanned: Any
+            opening: Any
             if isinstance(payload, bytes):
                 scanned = payload.translate(_SCAN)
                 long_number, opening = _LONG_NUMBER in scanned, b"["
@@ -211,7 +213,7 @@ class MSGPACK(BaseSerializer):
 
     def pack(self, data: Any) -> bytes:
         try:
-            packed = msgpack.packb(data, use_bin_type=True)
+            packed: bytes = msgpack.packb(data, use_bin_type=True)
             if len(packed) > MAX_DEPTH and (
                 len(packed) > _SCAN_LIMIT or _msgpack_marks(packed)[0] > MAX_DEPTH
             ):
@@ -258,7 +260,10 @@ def frame_packer(backend: Any) -> Callable[[Any], bytes]:
     callable
         ``data -> bytes``; it raises :class:`SerializationError`.
     """
-    return getattr(backend, "pack_bytes", None) or BaseSerializer.pack_bytes.__get__(backend)
+    packer: Callable[[Any], bytes] = getattr(
+        backend, "pack_bytes", None
+    ) or BaseSerializer.pack_bytes.__get__(backend)
+    return packer
 
 
 def frame_unpacker(backend: Any) -> Callable[[bytes], Any]:
@@ -294,7 +299,7 @@ def frame_unpacker(backend: Any) -> Callable[[bytes], Any]:
     >>> frame_unpacker(fast) == fast.unpack  # binary: the bytes go straight in
     True
     """
-    unpack = backend.unpack
+    unpack: Callable[[Any], Any] = backend.unpack
     if getattr(backend, "binary", False):
         return unpack
     name = type(backend).__name__
@@ -364,7 +369,7 @@ def _check_tree(
         _check_text(value)
     if not isinstance(value, containers):
         return
-    pending = [(value, 1)]
+    pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         container, depth = pending.pop()
         if depth > MAX_DEPTH:
@@ -374,7 +379,7 @@ def _check_tree(
                 for key in container:
                     if isinstance(key, str):
                         _check_text(key)
-            children = container.values()
+            children: Iterable[Any] = container.values()
         else:
             children = container
         for child in children:

@@ -272,6 +272,7 @@ class Sockets(ManagerState):
         if len(self._released) > 64:
             now = _monotonic()
             self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
+        _stop_monitor(socket)
         socket.close(linger)
 
     def close_all(self, linger: int | None = None) -> None:
@@ -327,3 +328,16 @@ class Sockets(ManagerState):
         record = self._record_of(socket)
         if record is not None:
             record.polling_mechanism = 0
+
+
+def _stop_monitor(socket: Any) -> None:
+    """Stop the socket's monitor (``get_monitor_socket``) before it closes.
+
+    libzmq 4.3 can hang its I/O thread, and with it every later connection of
+    the context, when a socket is closed while its monitor is still active.
+    Stopping a monitor that is not there does nothing.
+    """
+    try:
+        socket.disable_monitor()
+    except (zmq.ZMQError, AttributeError):
+        pass

@@ -30,7 +30,8 @@ def get_free_tcp_port(host: str = "127.0.0.1") -> int:
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def get_default_bind_address(host: str = "0.0.0.0") -> str:

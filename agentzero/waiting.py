@@ -170,13 +170,22 @@ class _Sleeper:
 
 
 class _Poll:
-    """One greenlet polling several sockets (``engage``): its waiter and its watchers."""
+    """One greenlet polling several sockets (``engage``, ``ready``): its current waiter."""
 
-    __slots__ = ("waiter", "watchers")
+    __slots__ = ("waiter",)
 
     def __init__(self) -> None:
         self.waiter: Any = None
-        self.watchers: dict[Any, Any] = {}
+
+
+class _PolledSocket:
+    """A socket that polls watch: one persistent descriptor watcher, and the polls on it."""
+
+    __slots__ = ("polls", "watcher")
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+        self.polls: list[_Poll] = []
 
 
 class GreenWaiting(Waiting):
@@ -190,13 +199,20 @@ class GreenWaiting(Waiting):
         self._hub = get_hub()
         self._loop = self._hub.loop
         self._Waiter = Waiter
-        #: socket -> the engage()/ready() polls watching it (see poll())
-        self._polling: dict[Any, list[_Poll]] = {}
+        #: socket -> its watcher for engage() and the polls waiting on it (see poll())
+        self._polling: dict[Any, _PolledSocket] = {}
 
     def prepare(self, record: SocketRecord) -> None:
         record.waiters = []
 
     def wait(self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float) -> bool:
+        if seconds <= 0:  # only look: no watcher, no sleeper
+            try:
+                return bool(events(record.socket) & mechanism)
+            except zmq.ZMQError as exc:
+                if exc.errno in CLOSED_ERRNOS:
+                    raise closed_error(record.name, exc) from None
+                raise
         sleeper = _Sleeper(mechanism)
         waiters = record.waiters
         waiters.append(sleeper)
@@ -240,12 +256,13 @@ class GreenWaiting(Waiting):
                 record.watcher.stop()
 
     def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
-        # Watchers of a poll are listed in self._polling by socket, so that closing a
-        # socket (closing()) stops its watcher before libzmq frees the descriptor: a
-        # watcher left on a freed (and maybe reused) descriptor aborts libev.
+        # Each polled socket keeps one watcher across calls (self._polling), started only
+        # while a poll waits on it. closing() stops it before libzmq frees the descriptor:
+        # an active watcher on a freed (and maybe reused) descriptor aborts libev.
         deadline = _monotonic() + timeout_ms / 1000.0
         items = list(items)
         polling = _Poll()
+        watched: list[_PolledSocket] = []
         try:
             while True:
                 ready = []
@@ -259,7 +276,6 @@ class GreenWaiting(Waiting):
                             raise
                         # closed while polling: return, so the caller polls what is there now
                         items.remove(item)
-                        self._forget_poll_watcher(socket, polling)
                         closed = True
                         continue
                     if found:
@@ -267,13 +283,9 @@ class GreenWaiting(Waiting):
                 remaining = deadline - _monotonic()
                 if ready or closed or remaining <= 0:
                     return ready
+                if not watched:
+                    watched = [self._watch(socket, polling) for socket, _ in items]
                 waiter = polling.waiter = self._Waiter(self._hub)
-                for socket, _ in items:
-                    watcher = polling.watchers.get(socket)
-                    if watcher is None:
-                        watcher = polling.watchers[socket] = self._loop.io(fileno(socket), 1)
-                        self._polling.setdefault(socket, []).append(polling)
-                    watcher.start(waiter.switch, _WOKEN)
                 timer = self._loop.timer(min(remaining, GREEN_FALLBACK_SLICE))
                 timer.start(waiter.switch, _SLICE_ENDED)
                 try:
@@ -281,22 +293,27 @@ class GreenWaiting(Waiting):
                 finally:
                     timer.close()
                     polling.waiter = None
-                    for watcher in polling.watchers.values():
-                        watcher.stop()
         finally:
-            for socket in list(polling.watchers):
-                self._forget_poll_watcher(socket, polling)
+            for polled in watched:
+                if polling in polled.polls:
+                    polled.polls.remove(polling)
+                if not polled.polls and polled.watcher is not None:
+                    polled.watcher.stop()
 
-    def _forget_poll_watcher(self, socket: Any, polling: _Poll) -> None:
-        watcher = polling.watchers.pop(socket, None)
-        if watcher is not None:
-            watcher.close()
-        others = self._polling.get(socket)
-        if others is not None:
-            if polling in others:
-                others.remove(polling)
-            if not others:
-                del self._polling[socket]
+    def _watch(self, socket: Any, polling: _Poll) -> _PolledSocket:
+        polled = self._polling.get(socket)
+        if polled is None:
+            polled = self._polling[socket] = _PolledSocket(self._loop.io(fileno(socket), 1))
+        polled.polls.append(polling)
+        if not polled.watcher.active:
+            polled.watcher.start(self._on_polled, polled)
+        return polled
+
+    def _on_polled(self, polled: _PolledSocket) -> None:
+        """A polled socket's descriptor became readable: every poll on it looks again."""
+        for polling in polled.polls:
+            if polling.waiter is not None:
+                self._loop.run_callback(polling.waiter.switch, _WOKEN)
 
     def after_operation(self, record: SocketRecord) -> None:
         try:
@@ -306,12 +323,13 @@ class GreenWaiting(Waiting):
         self._wake(record, ready)
 
     def closing(self, record: SocketRecord) -> None:
-        for polling in self._polling.pop(record.socket, ()):
-            watcher = polling.watchers.pop(record.socket, None)
-            if watcher is not None:
-                watcher.close()
-            if polling.waiter is not None:
-                self._loop.run_callback(polling.waiter.switch, _CLOSED)
+        polled = self._polling.pop(record.socket, None)
+        if polled is not None:
+            polled.watcher.close()
+            polled.watcher = None
+            for polling in polled.polls:
+                if polling.waiter is not None:
+                    self._loop.run_callback(polling.waiter.switch, _CLOSED)
         for sleeper in record.waiters:
             if sleeper.waiter is not None and not sleeper.woken:
                 sleeper.woken = True

@@ -18,6 +18,9 @@ from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
 from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
+# programs that tests/unit/test_typing.py hands to mypy; one is wrong on purpose
+collect_ignore = ["typing_programs"]
+
 ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
 #: what a test that runs under asyncio too must not do: make a sync manager of its
 #: ``zmq_module`` itself, use it from other threads or greenlets, or call

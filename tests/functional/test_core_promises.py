@@ -290,3 +290,22 @@ def test_the_attributes_code_written_for_0_4_6_reads(manager, zmq_module):
     assert manager.disconnect("out") is True
     assert "out" not in manager.addresses
     assert math.isfinite(manager.timeout)
+
+
+# -- a monitored socket closes cleanly ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_closing_monitored_sockets_never_wedges_the_context(zmq_module, context):
+    # libzmq 4.3 can hang its I/O thread when a socket closes with an active monitor;
+    # close() stops the monitor first, so the context keeps serving new connections.
+    with SocketManager(zmq_module, context, timeout=5) as manager:
+        manager.create("server", zmq_module.PULL)
+        _, address = manager.bind_to_random_port("server", zmq.POLLIN, "tcp://127.0.0.1")
+        for cycle in range(150):
+            socket = manager.ensure_and_connect("client", zmq_module.PUSH, address, zmq.POLLOUT)
+            monitor = socket.get_monitor_socket()
+            assert manager.send_safe("client", cycle, timeout=5)
+            assert manager.recv_safe("server", timeout=5) == cycle
+            manager.close("client", linger=0)
+            monitor.close(linger=0)

@@ -14,7 +14,7 @@ import zmq.green
 
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
-from examples.pipeline.protocol import COMPLETED, DISPATCHED, FAILED, new_job
+from examples.pipeline.protocol import COMPLETED, DISPATCHED, new_job
 from examples.pipeline.steps import load_step
 from examples.pipeline.worker import StepWorker
 from tests.functional.pipeline_fakes import HandWorker, start_manager, wait_until
@@ -26,14 +26,15 @@ GOOD = {"worker_id": "w-forged", "job_type": "noop", "address": "tcp://127.0.0.1
 
 
 def raw(text: str) -> bytes:
-    """A payload as a hostile peer writes it: JSON that only the lenient fallback parser reads."""
+    """A payload as a hostile peer writes it: NaN, Infinity and lone surrogates, which
+    agentzero's JSON serializer refuses as it reads them (counted as unreadable)."""
     return text.encode("utf-8")
 
 
 # (what the test sends, the kind of problem the manager counts)
 EVENTS = [
     ([b"available", b"[1, 2]"], "malformed event"),
-    ([b"available", raw('{"worker_id": "\\ud800", "job_type": "noop"}')], "bad worker id"),
+    ([b"available", raw('{"worker_id": "\\ud800", "job_type": "noop"}')], "unreadable event"),
     ([b"available", raw('{"worker_id": "", "job_type": "noop"}')], "bad worker id"),
     ({**GOOD, "job_type": "no-such-step"}, "unknown job type"),
     ({**GOOD, "address": "not-an-address"}, "bad address"),
@@ -49,7 +50,7 @@ EVENTS = [
                 '"concurrency": Infinity}'
             ),
         ],
-        "bad concurrency",
+        "unreadable event",
     ),
     (
         [
@@ -59,16 +60,16 @@ EVENTS = [
                 '"concurrency": NaN}'
             ),
         ],
-        "bad concurrency",
+        "unreadable event",
     ),
     ({**GOOD, "concurrency": -1}, "bad concurrency"),
     ({**GOOD, "concurrency": True}, "bad concurrency"),
     ({**GOOD, "concurrency": 10**6}, "bad concurrency"),
     ({**GOOD, "concurrency": "4"}, "bad concurrency"),
     ({**GOOD, "pid": -5}, "bad pid"),
-    ([b"metric", raw('{"worker_id": "hash-a", "done": Infinity}')], "bad metric"),
+    ([b"metric", raw('{"worker_id": "hash-a", "done": Infinity}')], "unreadable event"),
     ([b"logs", b'{"msg": 5}'], "malformed event"),
-    ([b"job:success", raw('{"job_id": "\\udc80", "token": "00", "worker_id": "x"}')], "bad job id"),
+    ([b"job:success", raw('{"job_id": "\\udc80", "token": "00", "worker_id": "x"}')], "unreadable event"),
     ([b"job:success", b'{"job_id": "J", "token": 7, "worker_id": "x"}'], "bad token"),
     (
         [b"job:success", b'{"job_id": "J", "token": "0123456789abcdef", "worker_id": "ghost"}'],
@@ -182,12 +183,12 @@ def test_each_malformed_request_gets_an_error_reply_and_the_manager_goes_on(setu
     manager, holder, dispatch, forger = setup
     caplog.set_level(logging.WARNING, logger="pipeline.manager")
     requests = [
-        (raw('{"command": "status", "job_id": "\\ud800"}'), "bad job id"),
+        (raw('{"command": "status", "job_id": "\\ud800"}'), "unreadable request"),
         (b'{"command": "status", "job_id": ["J"]}', "bad job id"),
         (b'{"command": "status", "job_id": "' + b"j" * 300 + b'"}', "bad job id"),
         (b'["status"]', "unknown request"),
         (b'{"command": "shutdown"}', "unknown request"),
-        (raw('{"command": NaN}'), "unknown request"),
+        (raw('{"command": NaN}'), "unreadable request"),
         (b"\xff not json", "unreadable request"),
         (b'{"pad": "' + b"x" * (LIMIT + 10) + b'"}', "unreadable request"),
     ]
@@ -198,16 +199,20 @@ def test_each_malformed_request_gets_an_error_reply_and_the_manager_goes_on(setu
             reply = ask_raw(client, frame)
             assert "error" in reply and set(reply) == {"error"}, reply
             assert manager.bad_messages[kind] == before + 1
+        # a job whose id the serializer refuses never becomes a job: the request is unreadable
+        before = manager.bad_messages["unreadable request"]
         rejected = ask_raw(
             client, raw('{"command": "submit", "job": {"id": "\\ud800x", "pipeline": "noop"}}')
         )
-        assert rejected["state"] == "rejected" and "printable" in rejected["error"]
+        assert set(rejected) == {"error"} and "surrogate" in rejected["error"]
+        assert manager.bad_messages["unreadable request"] == before + 1
+        assert "\ud800x" not in manager.jobs
         known = ask_raw(client, b'{"command": "status", "job_id": "J"}')
         assert known["state"] == "dispatched"
         client.close("status", linger=0)
-    assert sum(manager.bad_messages.values()) == len(requests)
+    assert sum(manager.bad_messages.values()) == len(requests) + 1
     logged = [r for r in caplog.records if r.getMessage().startswith("dropped a message")]
-    assert len(logged) == len(requests)
+    assert len(logged) == len(requests) + 1
     assert_untouched(manager, dispatch)
 
 
@@ -220,12 +225,14 @@ def test_jobs_with_bad_ids_or_unsendable_data_fail_alone(setup):
         client.sockets["jobs"].send(
             b'{"id": "big", "pipeline": "noop", "pad": "' + b"x" * (LIMIT + 1) + b'"}'
         )
-        wait_until(lambda: manager.rejected_count == 2 and "K" in manager.jobs, what="jobs handled")
+        wait_until(lambda: manager.rejected_count == 3, what="jobs handled")
         client.close("jobs", linger=0)
+    # lone surrogates are refused by the serializer as the jobs are read, before they are jobs
     reasons = [entry["reason"] for entry in manager.rejected]
-    assert "printable" in reasons[0] and "too large" in reasons[1]
-    wait_until(lambda: manager.jobs["K"].state == FAILED, what="K failed")
-    assert "unserializable data" in manager.jobs["K"].error["reason"]
+    assert "unreadable job" in reasons[0] and "surrogate" in reasons[0]
+    assert "unreadable job" in reasons[1] and "surrogate" in reasons[1]
+    assert "too large" in reasons[2]
+    assert "K" not in manager.jobs
     holder.report("job:success", dispatch, result={"n": 1})
     wait_until(lambda: manager.jobs["J"].state == COMPLETED, what="J completed")
     assert not manager._loop.dead and manager.bad_messages["internal error"] == 0

@@ -47,6 +47,9 @@ class Scene:
         self.stranger = self.dealer()
         self.good_job = self.hub.submit(metadata={"seconds": 0})
         assert self.hub.wait(lambda: self.hub.jobs[self.good_job].status == "completed", 10)
+        # the good worker's own status update after its job may lag the job's completion
+        # under load: let it settle, so the snapshots compare a worker at rest
+        assert self.hub.wait(lambda: self.good.status == "idle" and self.good.job_count == 0, 10)
 
     def dealer(self):
         socket = green_context.socket(zmq.DEALER)
