@@ -108,9 +108,10 @@ class Security(Sockets):
 
         Raises
         ------
-        zmq.ZMQError
-            (``EADDRINUSE``) when the context's ZAP endpoint is taken: another
-            manager or authenticator already runs one on the same context.
+        SocketBindError
+            when the context's ZAP endpoint is taken: another manager or
+            authenticator already runs one on the same context. Nothing is left
+            open, so the context still terminates.
         ValueError
             when a key is not a CURVE public key.
         OSError

@@ -304,6 +304,8 @@ class Sockets(ManagerState):
                 self.close(name, linger)
             except Exception as exc:
                 first_error = first_error or exc
+        for name in {key[0] for key in self._log_handlers}:  # handlers of sockets never created
+            self._detach_log_handlers(name)
         if self._authenticator is not None:
             self._authenticator.stop()
             self._authenticator = None

@@ -309,3 +309,12 @@ def test_closing_monitored_sockets_never_wedges_the_context(zmq_module, context)
             assert manager.recv_safe("server", timeout=5) == cycle
             manager.close("client", linger=0)
             monitor.close(linger=0)
+
+
+def test_close_all_detaches_the_handlers_of_sockets_never_created(zmq_module, context):
+    name = f"never-{uuid.uuid4().hex}"
+    manager = SocketManager(zmq_module, context)
+    logger = manager.get_logger("never-created", logger_name=name)
+    assert len(logger.handlers) == 1
+    manager.close_all()
+    assert logger.handlers == []
