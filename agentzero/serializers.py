@@ -50,8 +50,12 @@ _msgpack_unpackb = msgpack.unpackb
 # and a count bounds the nesting.
 _SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
 _TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
-_LONG_NUMBER = b"0" * 19
-_LONG_TEXT_NUMBER = "0" * 19
+#: digits in a row from which an integer may not fit in 64 bits
+_LONG = 19
+_LONG_NUMBER = b"0" * _LONG
+_LONG_TEXT_NUMBER = "0" * _LONG
+_DIGITS = b"0123456789"
+_TEXT_DIGITS = str.maketrans("", "", "0123456789")
 
 
 class BaseSerializer:
@@ -167,22 +171,14 @@ class JSON(BaseSerializer):
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            payload = _bytes_or_text(data)
-            scanned: Any
-            opening: Any
-            if isinstance(payload, bytes):
-                scanned = payload.translate(_SCAN)
-                long_number, opening = _LONG_NUMBER in scanned, b"["
-            else:
-                scanned = payload.translate(_TEXT_SCAN)
-                long_number, opening = _LONG_TEXT_NUMBER in scanned, "["
-            if long_number:
-                return _exact_loads(payload)
+            payload = data if type(data) is bytes else _bytes_or_text(data)
+            if len(payload) >= _LONG and _holds_long_number(payload):
+                return _exact_loads(payload)  # orjson would turn it into a float
             value = _orjson_loads(payload)
         except (TypeError, ValueError, RecursionError) as exc:
             raise DeserializationError(data, f"invalid JSON: {type(exc).__name__}: {exc}") from exc
         # a value n levels deep takes 2n bytes and n opening brackets
-        if len(payload) > 2 * MAX_DEPTH and scanned.count(opening) > MAX_DEPTH:
+        if len(payload) > 2 * MAX_DEPTH and _openings(payload) > MAX_DEPTH:
             try:
                 _orjson_dumps(value)  # exact and fast: orjson packs at most MAX_DEPTH levels
             except TypeError:
@@ -190,6 +186,27 @@ class JSON(BaseSerializer):
                     data, f"invalid JSON: nested deeper than {MAX_DEPTH} levels"
                 ) from None
         return value
+
+
+def _holds_long_number(payload: bytes | str) -> bool:
+    """Whether ``payload`` has a run of :data:`_LONG` digits (an integer orjson reads inexactly).
+
+    Most messages have fewer digits than that in all: counting them is cheaper
+    than looking for a run, so the run is looked for only when it could be there.
+    """
+    if isinstance(payload, bytes):
+        if len(payload) - len(payload.translate(None, _DIGITS)) < _LONG:
+            return False
+        return _LONG_NUMBER in payload.translate(_SCAN)
+    if len(payload) - len(payload.translate(_TEXT_DIGITS)) < _LONG:
+        return False
+    return _LONG_TEXT_NUMBER in payload.translate(_TEXT_SCAN)
+
+
+def _openings(payload: bytes | str) -> int:
+    if isinstance(payload, bytes):
+        return payload.count(b"[") + payload.count(b"{")
+    return payload.count("[") + payload.count("{")
 
 
 class MSGPACK(BaseSerializer):

@@ -79,6 +79,7 @@ def measure_sync(module: Any, messages: int, repeats: int, workdir: str) -> dict
         "agentzero publish_safe+recv_event_safe": lambda: (publish("pub", "bench", MESSAGE), receive("sub")),
         "pyzmq send+recv_multipart bytes (floor)": lambda: (pub.send_multipart(frames), sub.recv_multipart()),
     }
+    streaming: dict[str, Callable[[], object]] = {}
     for transport, address in (("ipc", f"ipc://{workdir}/{module.__name__}"), ("tcp", "tcp://127.0.0.1:*")):
         stream_out, stream_in = _pair(sockets, module, address, prefix=transport)
 
@@ -94,12 +95,12 @@ def measure_sync(module: Any, messages: int, repeats: int, workdir: str) -> dict
             for _ in range(BATCH):
                 stream_in.recv()
 
-        cases[f"agentzero streaming over {transport} (per msg)"] = safe_batch
-        cases[f"pyzmq bytes streaming over {transport} (per msg)"] = raw_batch
+        streaming[f"agentzero streaming over {transport} (per msg)"] = safe_batch
+        streaming[f"pyzmq bytes streaming over {transport} (per msg)"] = raw_batch
     results = interleaved(cases, messages, repeats)
-    for name in results:
-        if "streaming" in name:
-            results[name] /= BATCH
+    # a streaming step moves BATCH messages: as many messages per round as the other cases
+    batches = interleaved(streaming, max(messages // BATCH, 5), repeats)
+    results.update({name: value / BATCH for name, value in batches.items()})
     sockets.close_all(linger=0)
     context.term()
     return results
