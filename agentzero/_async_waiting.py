@@ -33,7 +33,14 @@ import zmq
 from agentzero._backend import CLOSED_ERRNOS, POLLIN, POLLOUT, events
 from agentzero.errors import SocketClosed
 from agentzero.records import ManagerState, SocketRecord
-from agentzero.waiting import Waiting, check_mechanism, check_milliseconds, check_seconds, closed_error
+from agentzero.waiting import (
+    Waiting,
+    check_mechanism,
+    check_milliseconds,
+    check_seconds,
+    closed_error,
+    forget_closed_sockets,
+)
 
 #: the longest a waiting task trusts the edge-triggered descriptor, in seconds
 ASYNCIO_FALLBACK_SLICE = 1.0
@@ -368,6 +375,7 @@ class AsyncWaitingCalls(ManagerState):
             when ``timeout`` is negative, infinite or not a number.
         """
         timeout_ms = self.polling_timeout if timeout is None else check_milliseconds("timeout", timeout)
+        forget_closed_sockets(self)
         items = [
             (record, record.polling_mechanism)
             for record in self._records.values()

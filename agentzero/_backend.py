@@ -54,3 +54,15 @@ def events(socket: Any) -> int:
 def fileno(socket: Any) -> int:
     """Return the socket's ``zmq.FD``: readable whenever ``EVENTS`` may have changed (edge-triggered)."""
     return int(raw_get(socket, FD))
+
+
+def monitor_socket_of(socket: Any) -> Any:
+    """Return the open PAIR socket pyzmq's ``get_monitor_socket()`` made for ``socket``, or ``None``.
+
+    pyzmq keeps it as ``socket._monitor_socket`` (a private name, used here
+    only; ``tests/unit/test_backend.py`` checks it).
+    """
+    monitor = getattr(socket, "_monitor_socket", None)
+    if monitor is None or getattr(monitor, "closed", True):
+        return None
+    return monitor

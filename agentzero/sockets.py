@@ -7,6 +7,7 @@ from typing import Any
 
 import zmq
 
+from agentzero._backend import NOBLOCK, monitor_socket_of, raw_recv
 from agentzero.errors import SocketAlreadyExists, SocketNotFound, WrongSocketType
 from agentzero.records import ManagerState, SocketRecord
 from agentzero.waiting import check_mechanism
@@ -256,8 +257,10 @@ class Sockets(ManagerState):
         Raises
         ------
         TypeError
-            when ``linger`` is not a whole number of milliseconds (from pyzmq).
+            when ``linger`` is not a whole number of milliseconds; nothing is
+            closed then, and the socket keeps working.
         """
+        _check_linger(linger)
         self._detach_log_handlers(socket_name)
         socket = self.sockets.pop(socket_name, None)
         record = self._records.pop(socket_name, None)
@@ -265,6 +268,8 @@ class Sockets(ManagerState):
         if socket is None:
             return
         self._unregister(socket)
+        if record is None:  # a socket put in ``sockets`` by hand: its waiters must wake too
+            record = self._record_of(socket)
         if record is not None:
             self._waiting.closing(record)
             for endpoint in record.binds:
@@ -298,6 +303,7 @@ class Sockets(ManagerState):
             bad ``linger``, a ``zmq.ZMQError``, ...), raised again once every
             other socket was closed and the authenticator stopped.
         """
+        _check_linger(linger)
         first_error: BaseException | None = None
         for name in list(self.sockets):
             try:
@@ -332,13 +338,28 @@ class Sockets(ManagerState):
             record.polling_mechanism = 0
 
 
+def _check_linger(linger: Any) -> None:
+    if linger is not None and (not isinstance(linger, int) or isinstance(linger, bool)):
+        raise TypeError(f"linger must be a whole number of milliseconds or None, got {linger!r}")
+
+
 def _stop_monitor(socket: Any) -> None:
     """Stop the socket's monitor (``get_monitor_socket``) before it closes.
 
     libzmq 4.3 can hang its I/O thread, and with it every later connection of
-    the context, when a socket is closed while its monitor is still active.
-    Stopping a monitor that is not there does nothing.
+    the context, when a socket closes while its monitor is active; and stopping
+    a monitor sends one last event with a blocking send, which never returns
+    (holding the GIL) when nobody read the monitor and its queue is full. So
+    the events nobody read are dropped first, then the monitor is stopped.
     """
+    monitor = monitor_socket_of(socket)
+    if monitor is None:
+        return
+    try:
+        for _ in range(1_000_000):  # bounded: the I/O thread could keep adding events
+            raw_recv(monitor, NOBLOCK, True)
+    except zmq.ZMQError:
+        pass  # drained (EAGAIN), or already closed
     try:
         socket.disable_monitor()
     except (zmq.ZMQError, AttributeError):

@@ -42,6 +42,20 @@ _CLOSED = object()
 _SLICE_ENDED = object()
 
 
+#: the longest single zmq_poll libzmq takes (a C int of milliseconds, about 24.8 days)
+_MAX_POLL_MS = 2**31 - 1
+
+
+def _finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool) that is finite, however large."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def check_seconds(name: str, value: Any) -> float:
     """Return ``value`` if it is a finite number of seconds >= 0, else raise ``ValueError`` naming ``name``.
 
@@ -52,14 +66,10 @@ def check_seconds(name: str, value: Any) -> float:
     ...
     ValueError: timeout must be a number >= 0, got nan (a finite number of seconds)
     """
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not _finite_number(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r} (a finite number of seconds)")
-    return value
+    seconds: float = value
+    return seconds
 
 
 def check_milliseconds(name: str, value: Any, positive: bool = False) -> float:
@@ -70,16 +80,11 @@ def check_milliseconds(name: str, value: Any, positive: bool = False) -> float:
     ...
     ValueError: polling_timeout must be a number > 0, got 0 (a finite number of milliseconds)
     """
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
+    if not _finite_number(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a number {bound}, got {value!r} (a finite number of milliseconds)")
-    return value
+    milliseconds: float = value
+    return milliseconds
 
 
 def check_mechanism(polling_mechanism: Any, registering: bool = False) -> int:
@@ -119,8 +124,14 @@ class Waiting:
         """
         raise NotImplementedError
 
-    def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
-        """Poll ``(socket, mechanism)`` pairs once, for up to ``timeout_ms``; return the ready ones."""
+    def poll(
+        self, items: list[tuple[Any, int]], timeout_ms: float, records: dict[Any, SocketRecord] | None = None
+    ) -> list[tuple[Any, int]]:
+        """Poll ``(socket, mechanism)`` pairs once, for up to ``timeout_ms``; return the ready ones.
+
+        ``records`` (socket -> record) lets a strategy hear of the manager's own
+        operations on those sockets while it polls.
+        """
         raise NotImplementedError
 
     def after_operation(self, record: SocketRecord) -> None:
@@ -143,7 +154,8 @@ class PlainWaiting(Waiting):
         while True:
             remaining_ms = (deadline - _monotonic()) * 1000.0
             try:
-                if zmq.zmq_poll([(socket, mechanism)], math.ceil(max(0.0, min(slice_ms, remaining_ms)))):
+                slice_now = math.ceil(max(0.0, min(slice_ms, remaining_ms, _MAX_POLL_MS)))
+                if zmq.zmq_poll([(socket, mechanism)], slice_now):
                     return True
             except zmq.ZMQError as exc:
                 if exc.errno in CLOSED_ERRNOS:
@@ -152,10 +164,12 @@ class PlainWaiting(Waiting):
             if remaining_ms <= 0 or _monotonic() >= deadline:
                 return False
 
-    def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
+    def poll(
+        self, items: list[tuple[Any, int]], timeout_ms: float, records: dict[Any, SocketRecord] | None = None
+    ) -> list[tuple[Any, int]]:
         if not items:
             return []
-        return list(zmq.zmq_poll(items, math.ceil(timeout_ms)))
+        return list(zmq.zmq_poll(items, min(math.ceil(timeout_ms), _MAX_POLL_MS)))
 
 
 class _Sleeper:
@@ -181,11 +195,13 @@ class _Poll:
 class _PolledSocket:
     """A socket that polls watch: one persistent descriptor watcher, and the polls on it."""
 
-    __slots__ = ("polls", "watcher")
+    __slots__ = ("marker", "polls", "record", "watcher")
 
     def __init__(self, watcher: Any) -> None:
         self.watcher = watcher
         self.polls: list[_Poll] = []
+        self.record: SocketRecord | None = None
+        self.marker = _Sleeper(0)
 
 
 class GreenWaiting(Waiting):
@@ -197,6 +213,7 @@ class GreenWaiting(Waiting):
         from gevent.hub import Waiter, get_hub
 
         self._hub = get_hub()
+        self._get_hub = get_hub
         self._loop = self._hub.loop
         self._Waiter = Waiter
         #: socket -> its watcher for engage() and the polls waiting on it (see poll())
@@ -213,6 +230,7 @@ class GreenWaiting(Waiting):
                 if exc.errno in CLOSED_ERRNOS:
                     raise closed_error(record.name, exc) from None
                 raise
+        self._check_thread()
         sleeper = _Sleeper(mechanism)
         waiters = record.waiters
         waiters.append(sleeper)
@@ -255,7 +273,9 @@ class GreenWaiting(Waiting):
             elif record.watcher is not None:
                 record.watcher.stop()
 
-    def poll(self, items: list[tuple[Any, int]], timeout_ms: float) -> list[tuple[Any, int]]:
+    def poll(
+        self, items: list[tuple[Any, int]], timeout_ms: float, records: dict[Any, SocketRecord] | None = None
+    ) -> list[tuple[Any, int]]:
         # Each polled socket keeps one watcher across calls (self._polling), started only
         # while a poll waits on it. closing() stops it before libzmq frees the descriptor:
         # an active watcher on a freed (and maybe reused) descriptor aborts libev.
@@ -284,7 +304,8 @@ class GreenWaiting(Waiting):
                 if ready or closed or remaining <= 0:
                     return ready
                 if not watched:
-                    watched = [self._watch(socket, polling) for socket, _ in items]
+                    self._check_thread()
+                    watched = [self._watch(socket, polling, records) for socket, _ in items]
                 waiter = polling.waiter = self._Waiter(self._hub)
                 timer = self._loop.timer(min(remaining, GREEN_FALLBACK_SLICE))
                 timer.start(waiter.switch, _SLICE_ENDED)
@@ -297,13 +318,29 @@ class GreenWaiting(Waiting):
             for polled in watched:
                 if polling in polled.polls:
                     polled.polls.remove(polling)
-                if not polled.polls and polled.watcher is not None:
-                    polled.watcher.stop()
+                if not polled.polls:
+                    if polled.watcher is not None:
+                        polled.watcher.stop()
+                    if polled.record is not None and polled.marker in polled.record.waiters:
+                        polled.record.waiters.remove(polled.marker)
 
-    def _watch(self, socket: Any, polling: _Poll) -> _PolledSocket:
+    def _check_thread(self) -> None:
+        if self._get_hub() is not self._hub:
+            raise RuntimeError(
+                "a green SocketManager waits only in the thread that created it "
+                "(its gevent hub); use one manager per thread"
+            )
+
+    def _watch(self, socket: Any, polling: _Poll, records: dict[Any, SocketRecord] | None) -> _PolledSocket:
         polled = self._polling.get(socket)
         if polled is None:
             polled = self._polling[socket] = _PolledSocket(self._loop.io(fileno(socket), 1))
+        if not polled.polls and records is not None:
+            # a waiter that wants nothing (mechanism 0) keeps the manager's operations on
+            # this socket calling after_operation(), which wakes the polls: no lost edge
+            polled.record = records.get(socket)
+            if polled.record is not None:
+                polled.record.waiters.append(polled.marker)
         polled.polls.append(polling)
         if not polled.watcher.active:
             polled.watcher.start(self._on_polled, polled)
@@ -321,6 +358,10 @@ class GreenWaiting(Waiting):
         except zmq.ZMQError:
             return
         self._wake(record, ready)
+        if ready:
+            polled = self._polling.get(record.socket)
+            if polled is not None and polled.polls:
+                self._on_polled(polled)
 
     def closing(self, record: SocketRecord) -> None:
         polled = self._polling.pop(record.socket, None)
@@ -382,6 +423,19 @@ def choose_waiting(zmq_module: Any) -> Waiting:
     return PlainWaiting()
 
 
+def forget_closed_sockets(manager: Any) -> None:
+    """Drop from ``registry`` (and the poller) the sockets closed behind the manager's back.
+
+    Polling a closed socket would fail, or poll descriptor 0; ``engage`` calls this first.
+    """
+    for socket in [socket for socket in manager.registry if getattr(socket, "closed", False)]:
+        del manager.registry[socket]
+        try:
+            manager.poller.unregister(socket)
+        except KeyError:
+            pass
+
+
 class WaitingCalls(ManagerState):
     """The manager's public waiting calls: :meth:`engage`, :meth:`ready` and :meth:`wait_until_ready`."""
 
@@ -406,11 +460,15 @@ class WaitingCalls(ManagerState):
             when ``timeout`` is negative, infinite or not a number.
         """
         timeout_ms = self.polling_timeout if timeout is None else check_milliseconds("timeout", timeout)
+        forget_closed_sockets(self)
         items = [(socket, mechanism) for socket, mechanism in self.registry.items() if mechanism]
         if not items:
             return OrderedDict()
         try:
-            return OrderedDict(self._waiting.poll(items, timeout_ms))
+            records = (
+                {record.socket: record for record in self._records.values()} if self._waiting.green else None
+            )
+            return OrderedDict(self._waiting.poll(items, timeout_ms, records))
         except zmq.ZMQError as exc:
             if exc.errno in CLOSED_ERRNOS:
                 raise closed_error("(engage)", exc) from None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -318,3 +320,77 @@ def test_close_all_detaches_the_handlers_of_sockets_never_created(zmq_module, co
     assert len(logger.handlers) == 1
     manager.close_all()
     assert logger.handlers == []
+
+
+UNREAD_MONITOR = """
+import sys, time, zmq, zmq.green
+from agentzero.core import SocketManager
+module = zmq.green if sys.argv[1] == "green" else zmq
+context = module.Context()
+with SocketManager(module, context, timeout=5) as manager:
+    manager.create("server", module.PULL)
+    _, address = manager.bind_to_random_port("server", zmq.POLLIN, "tcp://127.0.0.1")
+    monitor = manager.sockets["server"].get_monitor_socket()  # and nobody reads it
+    peer = context.socket(zmq.PUSH)
+    peer.linger = 0
+    for _ in range(1000):  # accepted, handshake, disconnected: more events than the queue holds
+        peer.connect(address)
+        time.sleep(0.001)
+        peer.disconnect(address)
+    time.sleep(0.5)
+    manager.close("server", linger=0)
+    monitor.close(linger=0)
+    peer.close(linger=0)
+context.destroy(linger=0)
+print("closed")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flavour", ["plain", "green"])
+def test_close_returns_at_once_when_nobody_read_the_sockets_monitor(flavour):
+    # Stopping a monitor sends a last event with a blocking send: with its queue full
+    # of unread events, libzmq never returned, holding the GIL (so: a subprocess).
+    result = subprocess.run(
+        [sys.executable, "-c", UNREAD_MONITOR, flavour], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "closed"
+
+
+@pytest.mark.parametrize("bad", ["1000", 1.5, True])
+def test_close_with_a_bad_linger_closes_nothing(manager, zmq_module, bad):
+    manager.create("server", zmq_module.PULL)
+    _, address = manager.bind_to_random_port("server", zmq.POLLIN, "tcp://127.0.0.1")
+    with pytest.raises(TypeError, match="linger"):
+        manager.close("server", linger=bad)
+    with pytest.raises(TypeError, match="linger"):
+        manager.close_all(linger=bad)
+    assert "server" in manager.sockets and not manager.sockets["server"].closed
+    manager.close("server", linger=0)
+    manager.create("again", zmq_module.PULL)
+    manager.bind("again", address, zmq.POLLIN)  # the port was really released
+
+
+@pytest.mark.parametrize("huge", [10**400, 1e300])
+def test_huge_timeouts_are_refused_or_honoured_never_overflow(pipe, huge):
+    if isinstance(huge, int):
+        with pytest.raises(ValueError, match="timeout"):
+            pipe.recv_safe("in", timeout=huge)
+        with pytest.raises(ValueError, match="timeout"):
+            pipe.engage(huge)
+    else:  # finite: accepted, and the waits still end when something is ready
+        assert pipe.send_safe("out", "x", timeout=huge)
+        assert pipe.engage(huge)
+        assert pipe.recv_safe("in", timeout=huge, polling_timeout=huge) == "x"
+
+
+def test_engage_forgets_a_registered_socket_closed_behind_its_back(manager, zmq_module, context):
+    manager.ensure_and_bind("quiet", zmq_module.PULL, f"inproc://{uuid.uuid4().hex}", zmq.POLLIN)
+    outsider = context.socket(zmq_module.PULL)
+    manager.register_socket(outsider, zmq.POLLIN)
+    outsider.close(linger=0)
+    started = time.monotonic()
+    assert manager.engage(200) == {}
+    assert 0.15 <= time.monotonic() - started < 1.5  # a real wait, not a spin nor fd 0
+    assert outsider not in manager.registry

@@ -231,3 +231,40 @@ def test_closing_a_socket_that_engage_polls_in_another_greenlet_returns_promptly
         assert green.engage(2000).get(green.sockets[name]) == zmq.POLLIN
         assert green.recv_safe(name, timeout=1) == round_number
         green.close("probe", linger=0)
+
+
+def test_engage_is_told_when_another_greenlet_consumes_the_edge(green):
+    # engage() parked on X; the main greenlet takes one of two messages with recv_safe,
+    # which eats the descriptor's edge while X stays readable: the poll must hear of it.
+    address = _inproc()
+    green.ensure_and_bind("x", zmq.green.PULL, address, zmq.POLLIN)
+    green.ensure_and_connect("p", zmq.green.PUSH, address, 0)
+    for round_number in range(20):
+        polling = gevent.spawn(green.engage, 3000)
+        gevent.sleep(0.005)
+        assert green.send_safe("p", 1) and green.send_safe("p", 2)
+        started = time.monotonic()
+        assert green.recv_safe("x", timeout=0) == 1
+        assert polling.get(timeout=3) == {green.sockets["x"]: zmq.POLLIN}
+        assert time.monotonic() - started < GREEN_FALLBACK_SLICE / 5, round_number
+        assert green.recv_safe("x", timeout=1) == 2
+
+
+def test_a_green_manager_used_from_another_thread_says_so(green):
+    import threading
+
+    green.ensure_and_bind("in", zmq.green.PULL, _inproc(), zmq.POLLIN)
+    caught = []
+
+    def other_thread() -> None:
+        try:
+            green.recv_safe("in", timeout=0.2)
+        except Exception as exc:  # noqa: BLE001 - the test looks at what it is
+            caught.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(5)
+    assert len(caught) == 1 and isinstance(caught[0], RuntimeError)
+    assert "thread that created it" in str(caught[0])
+    assert green.recv_safe("in", timeout=0.01) is None  # the owner's manager still works

@@ -82,3 +82,17 @@ def test_a_closed_socket_reports_enotsock():
         assert caught.value.errno in _backend.CLOSED_ERRNOS
     finally:
         context.destroy(linger=0)
+
+
+def test_pyzmq_keeps_the_monitor_socket_it_made_where_close_looks_for_it():
+    context = zmq.Context()
+    socket = context.socket(zmq.PUSH)
+    try:
+        assert _backend.monitor_socket_of(socket) is None
+        monitor = socket.get_monitor_socket()
+        assert _backend.monitor_socket_of(socket) is monitor
+        monitor.close(linger=0)
+        assert _backend.monitor_socket_of(socket) is None
+    finally:
+        socket.close(linger=0)
+        context.destroy(linger=0)
