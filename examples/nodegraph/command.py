@@ -31,7 +31,7 @@ from agentzero.core import SocketManager
 from agentzero.errors import SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
-from examples.nodegraph.frames import command_frame
+from examples.nodegraph.frames import command_frame, read_event
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
@@ -59,7 +59,7 @@ from examples.nodegraph.runner import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("nodegraph.command")
 COMMAND_ID = "command"
-_POLLIN = int(zmq.POLLIN)
+_POLLIN, _EAGAIN = int(zmq.POLLIN), int(zmq.EAGAIN)
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
 #: completed and pending epochs remembered (late duplicates of older epochs are dropped)
@@ -420,22 +420,35 @@ class CommandNode:
             self._drain(inbox, self._on_inbox)
         events = self.sockets.sockets.get("events")
         if events is not None and events in ready:
-            self._drain(events, self._on_events)
+            self._drain(events, self._on_event_message, self._on_events)
         if self.links.monitor in ready:
             self.links.drain()
         return bool(ready)
 
-    def _drain(self, socket: Any, handler: Callable[[Message], None]) -> None:
-        # EVENTS before each recv: draining costs no zmq.Again exception (hot path)
-        for _ in range(512):
-            if not socket_events(socket) & _POLLIN:
+    def _drain(
+        self,
+        socket: Any,
+        handler: Callable[[Message], None],
+        on_events: Callable[[str, list], None] | None = None,
+    ) -> None:
+        # EVENTS before each recv but the first (the poll said a message is there): draining costs
+        # no zmq.Again exception, and a plain event builds no model (hot path)
+        for count in range(512):
+            if count and not socket_events(socket) & _POLLIN:
                 return
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError as error:  # e.g. larger than MAX_MESSAGE_BYTES, or closed
+                if error.errno == _EAGAIN:
+                    return
                 self.skipped += 1
                 log.warning("skipped a message: %s", error)
                 return
+            if on_events is not None and frames:
+                fast = read_event(frames[-1])
+                if fast is not None:
+                    on_events(*fast)
+                    continue
             try:
                 handler(Message.from_bytes(frames))
             except MalformedMessage as error:
@@ -443,12 +456,13 @@ class CommandNode:
                 log.warning("skipped a malformed message: %.200s", error)
 
     def _intruder(self, message: Message) -> None:
+        self._intruder_id(message.type_, message.node_id)
+
+    def _intruder_id(self, kind: str, node: str) -> None:
         self.intruders += 1
-        if message.node_id not in self._intruders_seen and len(self._intruders_seen) < 1024:
-            self._intruders_seen.add(message.node_id)
-            log.warning(
-                "dropped a %s message from %r, not a node of the graph", message.type_, message.node_id
-            )
+        if node not in self._intruders_seen and len(self._intruders_seen) < 1024:
+            self._intruders_seen.add(node)
+            log.warning("dropped a %s message from %r, not a node of the graph", kind, node)
 
     def _on_inbox(self, message: Message) -> None:
         node = message.node_id
@@ -478,23 +492,33 @@ class CommandNode:
         if time.monotonic() - self._last_announce > 0.02:  # identifies come in bursts
             self._announce()
 
-    def _on_events(self, message: Message) -> None:
-        node = message.node_id
-        if not isinstance(message, EventMsg) or node not in self._graph:
+    def _on_event_message(self, message: Message) -> None:
+        # what read_event left to the models: meta events, pickled values, or not an event at all
+        if not isinstance(message, EventMsg) or message.node_id not in self._graph:
             self._intruder(message)
+            return
+        items = [
+            (item.node_id, item.signal, item.epoch, item.value)
+            for item in message.value
+            if type(item) is Event
+        ]
+        self._on_events(message.node_id, items)  # meta events do not count toward an epoch
+
+    def _on_events(self, node: str, items: list[tuple[str, str, Any, Any]]) -> None:
+        """``items`` (``(node_id, signal, epoch, value)``, no meta events) from ``node``'s outbox."""
+        if node not in self._graph:
+            self._intruder_id("event", node)
             return
         report: dict[str, Any] = {}
         epoch = None
-        for item in message.value:
-            if type(item) is not Event:
-                continue  # meta events do not count toward an epoch
-            if item.node_id == "assets":
+        for source, signal, item_epoch, value in items:
+            if source == "assets":
                 continue  # upstream's runners pass shared assets along with their events
-            if item.node_id != node or (epoch is not None and item.epoch != epoch):
-                self._intruder(message)
+            if source != node or (epoch is not None and item_epoch != epoch):
+                self._intruder_id("event", node)
                 return
-            epoch = item.epoch
-            report[item.signal] = item.value
+            epoch = item_epoch
+            report[signal] = value
         if epoch is None or epoch in self._ended_recently:
             return
         reports = self._reports.get(epoch)

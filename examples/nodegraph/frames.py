@@ -7,15 +7,27 @@ common case (values JSON carries as they are) the frame is written straight
 from plain data with ``pydantic_core.to_json``, the serializer the models use
 themselves. Anything else returns ``None`` and the caller takes the model path.
 ``tests/unit/test_nodegraph_frames.py`` holds both paths to the same bytes.
+
+Reading is the mirror image: :func:`read_event` takes an ``event`` message
+apart without building a model for it and its items (which costs more than
+validating it). It accepts only the narrow shape our runners and upstream's
+write (every key present, none extra, plain values, a ``Z``/``+00:00`` time),
+parsed by pydantic-core's own JSON parser, so whatever it accepts the models
+accept, to the same values; anything else returns ``None`` and the caller
+takes the model path, which accepts or rejects it as before.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import re
 from typing import Any, Optional
 
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
+
+from examples.nodegraph.events import MetaSignal, parse_epoch
+from examples.nodegraph.pickles import PREFIX as PICKLED
 
 NO_EVENT = "__META__NoEvent"
 _PLAIN = (type(None), bool, int, str)
@@ -69,3 +81,67 @@ def _frame(kind: str, node_id: str, now: datetime.datetime, value: Any) -> Optio
         return to_json({"type": kind, "node_id": node_id, "timestamp": now, "value": value})
     except (PydanticSerializationError, ValueError, TypeError):
         return None  # e.g. a lone surrogate in a string: the model path pickles it
+
+
+#: an ``event`` message as ``(node_id, [(item node_id, signal, epoch, value), ...])``
+EventItems = tuple[str, list[tuple[str, str, Any, Any]]]
+EVENT_START = b'{"type":"event",'
+_MESSAGE_KEYS = frozenset(("type", "node_id", "timestamp", "value"))
+_ITEM_KEYS = frozenset(("id", "timestamp", "node_id", "signal", "epoch", "value"))
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:Z|\+00:00)")
+
+
+def read_event(frame: Any) -> Optional[EventItems]:
+    """``(node_id, items)`` of a plain ``event`` message (no meta events), or ``None``.
+
+    ``None`` whenever the frame is anything else, malformed or not: the caller
+    then parses it with the models (:meth:`Message.from_bytes`).
+    """
+    if not frame.startswith(EVENT_START):
+        return None
+    try:
+        data = from_json(frame, allow_inf_nan=False)
+    except ValueError:  # not JSON, a lone surrogate, too deep...: the models say what
+        return None
+    if type(data) is not dict or data.keys() != _MESSAGE_KEYS or data["type"] != "event":
+        return None
+    node_id, entries = data["node_id"], data["value"]
+    if type(node_id) is not str or type(entries) is not list or not _stamp(data["timestamp"]):
+        return None
+    items = []
+    for entry in entries:
+        if type(entry) is not dict or entry.keys() != _ITEM_KEYS:
+            return None
+        source, signal, value = entry["node_id"], entry["signal"], entry["value"]
+        if type(source) is not str or source == "meta" or type(signal) is not str:
+            return None
+        if type(entry["id"]) is not int or not _stamp(entry["timestamp"]):
+            return None
+        kind = type(value)
+        if kind is str:
+            if value.startswith(PICKLED):
+                return None
+            if value == NO_EVENT:
+                value = MetaSignal.NoEvent
+        elif kind is float:
+            if not math.isfinite(value):
+                return None
+        elif kind not in _PLAIN:
+            return None  # a list or a dict: the models check what is inside
+        try:
+            epoch = parse_epoch(entry["epoch"])
+        except ValueError:
+            return None
+        items.append((source, signal, epoch, value))
+    return node_id, items
+
+
+def _stamp(text: Any) -> bool:
+    """Whether ``text`` is a time as isoformat() writes it in UTC (and a real one)."""
+    if type(text) is not str or not _STAMP.fullmatch(text):
+        return False
+    try:
+        datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # e.g. the 31st of February
+        return False
+    return True
