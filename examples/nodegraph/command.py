@@ -351,7 +351,8 @@ class CommandNode:
         )
 
     def _broadcast(self, message: Message | bytes, kind: str | None = None) -> None:
-        socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
+        if kind is None:  # not process nor epoch_ended: every runner that gets those heard init
+            socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
         self.sockets.publish_safe("commands", kind or message.type_, message)  # type: ignore[union-attr]
 
     def _announce(self) -> None:

@@ -52,6 +52,30 @@ def test_values_the_models_treat_specially_take_the_model_path(value):
     )
 
 
+@pytest.mark.parametrize("microsecond", [0, 5000, 999999])
+@pytest.mark.parametrize("name", ["n", "a%d%s", 'q"\\é'])
+def test_an_event_frame_is_what_the_model_writes_at_any_time_for_any_name(microsecond, name):
+    when = WHEN.replace(microsecond=microsecond)
+    epoch = (7, (name, 2))
+    fast = frames.event_frame(name, epoch, [(0, name, 1), (1, "s", MetaSignal.NoEvent)], when)
+    items = [
+        Event.model_construct(id=0, timestamp=when, node_id=name, signal=name, epoch=epoch, value=1),
+        Event.model_construct(
+            id=1, timestamp=when, node_id=name, signal="s", epoch=epoch, value=MetaSignal.NoEvent
+        ),
+    ]
+    assert fast == EventMsg(node_id=name, timestamp=when, value=items).to_bytes()
+    other = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    assert (
+        frames.event_frame(name, 7, [(0, "s", 1)], other)
+        == EventMsg(
+            node_id=name,
+            timestamp=other,
+            value=[Event.model_construct(id=0, timestamp=other, node_id=name, signal="s", epoch=7, value=1)],
+        ).to_bytes()
+    )
+
+
 def test_command_frames_are_what_the_models_write():
     for epoch in (3, (3, ("mapnode", 1))):
         assert (
