@@ -62,6 +62,8 @@ COMMAND_ID = "command"
 _POLLIN, _EAGAIN = int(zmq.POLLIN), int(zmq.EAGAIN)
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
+#: seconds between two reads of the events monitor while it is not polled
+LINK_CHECK_INTERVAL = 0.1
 #: completed and pending epochs remembered (late duplicates of older epochs are dropped)
 EPOCH_MEMORY = 1024
 
@@ -118,6 +120,7 @@ class CommandNode:
         self._ended_recently: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._errors: collections.deque[ErrorMsg] = collections.deque()
         self._last_announce = 0.0
+        self._next_link_check = 0.0
         self._initialised = False
         self._relink = False
         self._changed = gevent.event.Event()
@@ -147,6 +150,7 @@ class CommandNode:
         Exception
             an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
         """
+        self.links.poll_monitor(True)
         self._wait(self._all_linked, timeout, "nodes to identify", self._announce)
         return {node: self.nodes[node] for node in self.node_ids}
 
@@ -178,7 +182,11 @@ class CommandNode:
             self._wait(lambda: not self._relink, timeout, "the events socket to reopen")
         self._initialised = True
         ready = lambda: self._all(NodeStatus.ready) and self._all_linked()  # noqa: E731
+        self.links.poll_monitor(True)
         self._wait(ready, timeout, "nodes to become ready", self._announce)
+        # Every outbox linked: from now on the monitor is read by the clock (see _pump), one
+        # socket less on each poll while epochs run; wait_for_nodes and init poll it again.
+        self.links.poll_monitor(False)
 
     def process(self, epoch: Any, input: dict | None = None, timeout: float | None = None) -> dict:
         """Process one epoch and wait for every node of the graph to report on it.
@@ -422,8 +430,9 @@ class CommandNode:
         events = self.sockets.sockets.get("events")
         if events is not None and events in ready:
             self._drain(events, self._on_event_message, self._on_events)
-        if self.links.monitor in ready:
+        if self.links.monitor in ready or time.monotonic() >= self._next_link_check:
             self.links.drain()
+            self._next_link_check = time.monotonic() + LINK_CHECK_INTERVAL
         return bool(ready)
 
     def _drain(

@@ -131,6 +131,9 @@ class NodeRunner:
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)
         self.command_link = Links(self.sockets, "command")
         self.command_link.connect(command_inbox, 0)
+        # read by the clock, not polled: one socket less on every poll of the hot loop; a lost
+        # command node is noticed within POLL_INTERVAL more, well inside ORPHAN_GRACE
+        self.command_link.poll_monitor(False)
         self.sockets.ensure_and_bind("outbox", self.zmq.PUB, outbox_address, 0)
         self.outbox = self.sockets.addresses["outbox"]
         self.events = EventMaker(self.node_id)
@@ -173,7 +176,7 @@ class NodeRunner:
             when no announce came within ``identify_timeout`` seconds.
         """
         deadline = time.monotonic() + identify_timeout
-        next_identify = 0.0
+        next_identify = next_link_check = 0.0
         commands = self.sockets.sockets["commands"]
         outcome = "closed"
         try:
@@ -184,6 +187,9 @@ class NodeRunner:
                         raise TimeoutError(f"{self.node_id}: no announce from the command node")
                     self._say(IdentifyMsg(node_id=self.node_id, value=self._identity()))
                     next_identify = now + IDENTIFY_INTERVAL
+                if now >= next_link_check:
+                    self.command_link.drain()
+                    next_link_check = now + POLL_INTERVAL
                 lost_at = self.command_link.lost_at
                 if lost_at is not None and now - lost_at > ORPHAN_GRACE:
                     log.warning("%s lost its command node; leaving", self.node_id)
@@ -195,8 +201,6 @@ class NodeRunner:
                 peers = self.sockets.sockets.get("peers")
                 if peers is not None and peers in ready:
                     self._drain("peers", self._on_peer_message, self._on_peer_event)
-                if self.command_link.monitor in ready:
-                    self.command_link.drain()
                 if self.peer_link is not None and self.peer_link.monitor in ready:
                     self.peer_link.drain()
                     self._check_dependencies()
