@@ -31,7 +31,7 @@ from agentzero.core import SocketManager
 from agentzero.errors import SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
-from examples.nodegraph.frames import command_frame, read_event
+from examples.nodegraph.frames import command_frame, read_event, recv_frames
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
@@ -447,7 +447,7 @@ class CommandNode:
             if count and not socket_events(socket) & _POLLIN:
                 return
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(socket)
             except zmq.ZMQError as error:  # e.g. larger than MAX_MESSAGE_BYTES, or closed
                 if error.errno == _EAGAIN:
                     return

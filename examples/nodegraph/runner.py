@@ -35,7 +35,7 @@ from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq as green_zmq
-from examples.nodegraph.frames import read_event
+from examples.nodegraph.frames import read_event, recv_frames
 from examples.nodegraph.graph import NodeSpec
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
@@ -228,7 +228,7 @@ class NodeRunner:
             if count and not socket_events(socket) & _POLLIN:
                 return
             try:
-                frames = socket.recv_multipart(_NOBLOCK)
+                frames = recv_frames(socket)
             except plain_zmq.ZMQError as error:  # larger than MAX_MESSAGE_BYTES, or gone
                 if error.errno == _EAGAIN:
                     return
