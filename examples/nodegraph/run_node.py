@@ -10,7 +10,6 @@ Exits 0 once told to close, 1 when it lost its command node, 2 on bad arguments.
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import zmq
@@ -40,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         except (zmq.ZMQError, ValueError) as error:
             print(f"run_node: error: {error}", file=sys.stderr)
             return 2
-        # Everything imported so far lives as long as the process: out of the collector's sight,
-        # a full collection (which the hot loop's allocations trigger now and then) stays cheap.
-        gc.freeze()
         outcome = runner.run()
     finally:
         context.destroy(linger=0)
