@@ -31,7 +31,7 @@ from agentzero.core import SocketManager
 from agentzero.errors import SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
-from examples.nodegraph.frames import command_frame
+from examples.nodegraph.frames import command_frame, read_event, recv_frames
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
@@ -59,9 +59,11 @@ from examples.nodegraph.runner import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("nodegraph.command")
 COMMAND_ID = "command"
-_POLLIN = int(zmq.POLLIN)
+_POLLIN, _EAGAIN = int(zmq.POLLIN), int(zmq.EAGAIN)
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
+#: seconds between two reads of the events monitor while it is not polled
+LINK_CHECK_INTERVAL = 0.1
 #: completed and pending epochs remembered (late duplicates of older epochs are dropped)
 EPOCH_MEMORY = 1024
 
@@ -118,6 +120,7 @@ class CommandNode:
         self._ended_recently: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self._errors: collections.deque[ErrorMsg] = collections.deque()
         self._last_announce = 0.0
+        self._next_link_check = 0.0
         self._initialised = False
         self._relink = False
         self._changed = gevent.event.Event()
@@ -147,6 +150,7 @@ class CommandNode:
         Exception
             an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
         """
+        self.links.poll_monitor(True)
         self._wait(self._all_linked, timeout, "nodes to identify", self._announce)
         return {node: self.nodes[node] for node in self.node_ids}
 
@@ -178,7 +182,11 @@ class CommandNode:
             self._wait(lambda: not self._relink, timeout, "the events socket to reopen")
         self._initialised = True
         ready = lambda: self._all(NodeStatus.ready) and self._all_linked()  # noqa: E731
+        self.links.poll_monitor(True)
         self._wait(ready, timeout, "nodes to become ready", self._announce)
+        # Every outbox linked: from now on the monitor is read by the clock (see _pump), one
+        # socket less on each poll while epochs run; wait_for_nodes and init poll it again.
+        self.links.poll_monitor(False)
 
     def process(self, epoch: Any, input: dict | None = None, timeout: float | None = None) -> dict:
         """Process one epoch and wait for every node of the graph to report on it.
@@ -351,7 +359,8 @@ class CommandNode:
         )
 
     def _broadcast(self, message: Message | bytes, kind: str | None = None) -> None:
-        socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
+        if kind is None:  # not process nor epoch_ended: every runner that gets those heard init
+            socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
         self.sockets.publish_safe("commands", kind or message.type_, message)  # type: ignore[union-attr]
 
     def _announce(self) -> None:
@@ -420,22 +429,36 @@ class CommandNode:
             self._drain(inbox, self._on_inbox)
         events = self.sockets.sockets.get("events")
         if events is not None and events in ready:
-            self._drain(events, self._on_events)
-        if self.links.monitor in ready:
+            self._drain(events, self._on_event_message, self._on_events)
+        if self.links.monitor in ready or time.monotonic() >= self._next_link_check:
             self.links.drain()
+            self._next_link_check = time.monotonic() + LINK_CHECK_INTERVAL
         return bool(ready)
 
-    def _drain(self, socket: Any, handler: Callable[[Message], None]) -> None:
-        # EVENTS before each recv: draining costs no zmq.Again exception (hot path)
-        for _ in range(512):
-            if not socket_events(socket) & _POLLIN:
+    def _drain(
+        self,
+        socket: Any,
+        handler: Callable[[Message], None],
+        on_events: Callable[[str, list], None] | None = None,
+    ) -> None:
+        # EVENTS before each recv but the first (the poll said a message is there): draining costs
+        # no zmq.Again exception, and a plain event builds no model (hot path)
+        for count in range(512):
+            if count and not socket_events(socket) & _POLLIN:
                 return
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(socket)
             except zmq.ZMQError as error:  # e.g. larger than MAX_MESSAGE_BYTES, or closed
+                if error.errno == _EAGAIN:
+                    return
                 self.skipped += 1
                 log.warning("skipped a message: %s", error)
                 return
+            if on_events is not None and frames:
+                fast = read_event(frames[-1])
+                if fast is not None:
+                    on_events(*fast)
+                    continue
             try:
                 handler(Message.from_bytes(frames))
             except MalformedMessage as error:
@@ -443,12 +466,13 @@ class CommandNode:
                 log.warning("skipped a malformed message: %.200s", error)
 
     def _intruder(self, message: Message) -> None:
+        self._intruder_id(message.type_, message.node_id)
+
+    def _intruder_id(self, kind: str, node: str) -> None:
         self.intruders += 1
-        if message.node_id not in self._intruders_seen and len(self._intruders_seen) < 1024:
-            self._intruders_seen.add(message.node_id)
-            log.warning(
-                "dropped a %s message from %r, not a node of the graph", message.type_, message.node_id
-            )
+        if node not in self._intruders_seen and len(self._intruders_seen) < 1024:
+            self._intruders_seen.add(node)
+            log.warning("dropped a %s message from %r, not a node of the graph", kind, node)
 
     def _on_inbox(self, message: Message) -> None:
         node = message.node_id
@@ -478,23 +502,33 @@ class CommandNode:
         if time.monotonic() - self._last_announce > 0.02:  # identifies come in bursts
             self._announce()
 
-    def _on_events(self, message: Message) -> None:
-        node = message.node_id
-        if not isinstance(message, EventMsg) or node not in self._graph:
+    def _on_event_message(self, message: Message) -> None:
+        # what read_event left to the models: meta events, pickled values, or not an event at all
+        if not isinstance(message, EventMsg) or message.node_id not in self._graph:
             self._intruder(message)
+            return
+        items = [
+            (item.node_id, item.signal, item.epoch, item.value)
+            for item in message.value
+            if type(item) is Event
+        ]
+        self._on_events(message.node_id, items)  # meta events do not count toward an epoch
+
+    def _on_events(self, node: str, items: list[tuple[str, str, Any, Any]]) -> None:
+        """``items`` (``(node_id, signal, epoch, value)``, no meta events) from ``node``'s outbox."""
+        if node not in self._graph:
+            self._intruder_id("event", node)
             return
         report: dict[str, Any] = {}
         epoch = None
-        for item in message.value:
-            if type(item) is not Event:
-                continue  # meta events do not count toward an epoch
-            if item.node_id == "assets":
+        for source, signal, item_epoch, value in items:
+            if source == "assets":
                 continue  # upstream's runners pass shared assets along with their events
-            if item.node_id != node or (epoch is not None and item.epoch != epoch):
-                self._intruder(message)
+            if source != node or (epoch is not None and item_epoch != epoch):
+                self._intruder_id("event", node)
                 return
-            epoch = item.epoch
-            report[item.signal] = item.value
+            epoch = item_epoch
+            report[signal] = value
         if epoch is None or epoch in self._ended_recently:
             return
         reports = self._reports.get(epoch)

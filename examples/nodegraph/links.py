@@ -67,6 +67,15 @@ class Links:
         """Whether every one of ``addresses`` is linked."""
         return all(address in self.up for address in addresses)
 
+    def poll_monitor(self, polled: bool) -> None:
+        """Whether the manager's ``engage`` polls the monitor (else call :meth:`drain` now and then).
+
+        Every socket polled costs a system call or two on each poll; a link that
+        matters only now and then need not wake the hot loop.
+        """
+        if self.monitor is not None:
+            self.manager.register_socket(self.monitor, _zmq.POLLIN if polled else 0)
+
     def stop_watching(self) -> None:
         """Close the monitor (one socket less to poll); :attr:`up` stays as it was."""
         if self.monitor is None:

@@ -35,6 +35,7 @@ from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq as green_zmq
+from examples.nodegraph.frames import read_event, recv_frames
 from examples.nodegraph.graph import NodeSpec
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
@@ -78,7 +79,7 @@ MAX_PENDING_EPOCHS = 1024
 EVENT_TOPIC = b"event"
 #: the commands a node fed by other nodes subscribes to
 DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
-_POLLIN, _NOBLOCK = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK)
+_POLLIN, _NOBLOCK, _EAGAIN = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK), int(plain_zmq.EAGAIN)
 
 
 class NodeRunner:
@@ -130,11 +131,17 @@ class NodeRunner:
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)
         self.command_link = Links(self.sockets, "command")
         self.command_link.connect(command_inbox, 0)
+        # read by the clock, not polled: one socket less on every poll of the hot loop; a lost
+        # command node is noticed within POLL_INTERVAL more, well inside ORPHAN_GRACE
+        self.command_link.poll_monitor(False)
         self.sockets.ensure_and_bind("outbox", self.zmq.PUB, outbox_address, 0)
         self.outbox = self.sockets.addresses["outbox"]
         self.events = EventMaker(self.node_id)
         self.peer_link: Links | None = None
         self._peers: dict[str, str] = {}  # dependency id -> outbox address
+        self._slots_fed_by: dict[str, list[str]] = {}  # "node.signal" -> the slots it feeds
+        for slot, source in spec.slots.items():
+            self._slots_fed_by.setdefault(source, []).append(slot)
         self._inputs: dict[Any, dict[str, Any]] = collections.OrderedDict()
         self._announced = False
         self._free_run_left: int | None = None
@@ -169,7 +176,7 @@ class NodeRunner:
             when no announce came within ``identify_timeout`` seconds.
         """
         deadline = time.monotonic() + identify_timeout
-        next_identify = 0.0
+        next_identify = next_link_check = 0.0
         commands = self.sockets.sockets["commands"]
         outcome = "closed"
         try:
@@ -180,6 +187,9 @@ class NodeRunner:
                         raise TimeoutError(f"{self.node_id}: no announce from the command node")
                     self._say(IdentifyMsg(node_id=self.node_id, value=self._identity()))
                     next_identify = now + IDENTIFY_INTERVAL
+                if now >= next_link_check:
+                    self.command_link.drain()
+                    next_link_check = now + POLL_INTERVAL
                 lost_at = self.command_link.lost_at
                 if lost_at is not None and now - lost_at > ORPHAN_GRACE:
                     log.warning("%s lost its command node; leaving", self.node_id)
@@ -190,9 +200,7 @@ class NodeRunner:
                     self._drain("commands", self._on_command)
                 peers = self.sockets.sockets.get("peers")
                 if peers is not None and peers in ready:
-                    self._drain("peers", self._on_peer_event)
-                if self.command_link.monitor in ready:
-                    self.command_link.drain()
+                    self._drain("peers", self._on_peer_message, self._on_peer_event)
                 if self.peer_link is not None and self.peer_link.monitor in ready:
                     self.peer_link.drain()
                     self._check_dependencies()
@@ -206,16 +214,24 @@ class NodeRunner:
             self.sockets.close_all(linger=0)
         return outcome
 
-    def _drain(self, name: str, handler: Callable[[Message], None]) -> None:
-        # Hot path: raw frames, and EVENTS checked before each recv, so that draining costs no
-        # zmq.Again exception; an epoch_ended nobody free-runs on is not even parsed.
+    def _drain(
+        self,
+        name: str,
+        handler: Callable[[Message], None],
+        on_events: Callable[[str, list], None] | None = None,
+    ) -> None:
+        # Hot path: raw frames, and EVENTS checked before each recv but the first (the poll said
+        # a message is there), so that draining costs no zmq.Again exception; an epoch_ended
+        # nobody free-runs on is not even parsed, and a plain event builds no model.
         socket = self.sockets.sockets[name]
-        for _ in range(256):
-            if not socket_events(socket) & _POLLIN:
+        for count in range(256):
+            if count and not socket_events(socket) & _POLLIN:
                 return
             try:
-                frames = socket.recv_multipart(_NOBLOCK)
+                frames = recv_frames(socket)
             except plain_zmq.ZMQError as error:  # larger than MAX_MESSAGE_BYTES, or gone
+                if error.errno == _EAGAIN:
+                    return
                 self.skipped += 1
                 log.warning("%s skipped a message on %s: %s", self.node_id, name, error)
                 return
@@ -225,6 +241,11 @@ class NodeRunner:
                 continue
             if frames[0] == b"epoch_ended" and not self._free_running:
                 continue
+            if on_events is not None:
+                fast = read_event(frames[1])
+                if fast is not None:
+                    on_events(*fast)
+                    continue
             try:
                 message = Message.from_bytes(frames)
             except MalformedMessage as error:
@@ -355,30 +376,40 @@ class NodeRunner:
 
     # -- events between nodes --------------------------------------------------------------------
 
-    def _on_peer_event(self, message: Message) -> None:
-        if not isinstance(message, EventMsg) or message.node_id not in self._peers:
+    def _on_peer_message(self, message: Message) -> None:
+        # what read_event left to the models: meta events, pickled values, or not an event at all
+        if not isinstance(message, EventMsg):
             self.skipped += 1
             return
-        for item in message.value:
-            if type(item) is not Event:
-                continue  # meta events carry nothing for our slots
-            if item.node_id != message.node_id:
+        items = [
+            (item.node_id, item.signal, item.epoch, item.value)
+            for item in message.value
+            if type(item) is Event
+        ]
+        self._on_peer_event(message.node_id, items)  # meta events carry nothing for our slots
+
+    def _on_peer_event(self, node_id: str, items: list[tuple[str, str, Any, Any]]) -> None:
+        """``items`` (``(node_id, signal, epoch, value)``, no meta events) from ``node_id``'s outbox."""
+        if node_id not in self._peers:
+            self.skipped += 1
+            return
+        for source, signal, epoch, value in items:
+            if source != node_id:
                 self.skipped += 1  # a node reports only for itself
                 continue
-            source = f"{item.node_id}.{item.signal}"
-            slots = [slot for slot, wanted in self.spec.slots.items() if wanted == source]
+            slots = self._slots_fed_by.get(f"{source}.{signal}")
             if not slots:
                 continue
-            inputs = self._inputs.get(item.epoch)
+            inputs = self._inputs.get(epoch)
             if inputs is None:
                 if len(self._inputs) >= MAX_PENDING_EPOCHS:
                     self._inputs.popitem(last=False)
-                inputs = self._inputs[item.epoch] = {}
+                inputs = self._inputs[epoch] = {}
             for slot in slots:
-                inputs[slot] = item.value
+                inputs[slot] = value
             if self.node is not None and len(inputs) == len(self.spec.slots):
-                del self._inputs[item.epoch]
-                self._compute(item.epoch, **inputs)
+                del self._inputs[epoch]
+                self._compute(epoch, **inputs)
 
     def _compute(self, epoch: Any, **slots: Any) -> None:
         self._next_epoch = root_epoch(epoch) + 1
