@@ -321,8 +321,11 @@ class GreenWaiting(Waiting):
                 if not polled.polls:
                     if polled.watcher is not None:
                         polled.watcher.stop()
-                    if polled.record is not None and polled.marker in polled.record.waiters:
-                        polled.record.waiters.remove(polled.marker)
+                    record = polled.record
+                    if record is not None and polled.marker in record.waiters:
+                        record.waiters.remove(polled.marker)
+                        if not record.waiters and record.watcher is not None:
+                            record.watcher.stop()  # as wait() does when its last waiter leaves
 
     def _check_thread(self) -> None:
         if self._get_hub() is not self._hub:
