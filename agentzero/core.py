@@ -3,15 +3,16 @@
 This module is the facade users import from; each concern behind it lives in
 its own module:
 
-=============================  ==================================================
-:mod:`agentzero.records`       the state the manager keeps, one record per socket
-:mod:`agentzero.sockets`       create, find, register, configure, close
-:mod:`agentzero.addresses`     bind, connect, disconnect, reset
-:mod:`agentzero.waiting`       the one waiting layer (plain, green), timeouts
-:mod:`agentzero.messaging`     ``send_safe``, ``recv_safe``, ``publish_safe``, ...
-:mod:`agentzero.security`      CURVE servers, clients and the authenticator
-:mod:`agentzero.loggers`       log handlers and loggers publishing on a socket
-=============================  ==================================================
+===============================  ==================================================
+:mod:`agentzero.records`         the state the manager keeps, one record per socket
+:mod:`agentzero.sockets`         create, find, register, configure, close
+:mod:`agentzero.addresses`       bind, connect, disconnect, reset
+:mod:`agentzero.waiting`         the one waiting layer (plain, green), timeouts
+:mod:`agentzero.green_waiting`   its gevent strategy
+:mod:`agentzero.messaging`       ``send_safe``, ``recv_safe``, ``publish_safe``, ...
+:mod:`agentzero.security`        CURVE servers, clients and the authenticator
+:mod:`agentzero.loggers`         log handlers and loggers publishing on a socket
+===============================  ==================================================
 """
 
 from __future__ import annotations
