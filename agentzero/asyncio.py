@@ -29,7 +29,6 @@ says "not now" does it await the socket (see :mod:`agentzero._async_waiting`).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import zmq
@@ -42,8 +41,7 @@ from agentzero.addresses import Addresses
 from agentzero.loggers import Loggers
 from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event
 from agentzero.security import Security
-from agentzero.serializers import JSON, BaseSerializer, frame_packer, frame_unpacker
-from agentzero.waiting import check_milliseconds, check_seconds
+from agentzero.serializers import BaseSerializer
 
 __all__ = [
     "DEFAULT_POLLING_TIMEOUT",
@@ -121,33 +119,15 @@ class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addres
                 "for zmq and zmq.green use agentzero.core.SocketManager"
             )
         _refuse_green(context)
-        backend = serialization_backend if serialization_backend is not None else JSON()
-        if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
-            raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
-        if max_message_size is not None and (
-            not isinstance(max_message_size, int)
-            or isinstance(max_message_size, bool)
-            or max_message_size < 1
-        ):
-            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
-        self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        self.timeout = check_seconds("timeout", timeout)
-        self.zmq = module
-        self.context = context if context is not None else _zmq_asyncio.Context.instance()
-        self.serialization_backend = backend
-        self._pack = frame_packer(backend)
-        self._unpack = frame_unpacker(backend)
-        self.max_message_size = max_message_size
-        self._waiting = AsyncioWaiting()
-        self.poller = _zmq_asyncio.Poller()
-        self.sockets = OrderedDict()
-        self.addresses = OrderedDict()
-        self.registry = OrderedDict()
-        self._records = {}
-        self._log_handlers = {}
-        self._attached_loggers = []
-        self._released = {}
-        self._authenticator = None
+        self._set_up(
+            module,
+            context if context is not None else _zmq_asyncio.Context.instance(),
+            serialization_backend,
+            polling_timeout,
+            timeout,
+            max_message_size,
+            AsyncioWaiting(),
+        )
 
     def __repr__(self) -> str:
         return f"asyncio.SocketManager(sockets={list(self.sockets)!r})"

@@ -17,7 +17,6 @@ its own module:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import zmq as _zmq
@@ -27,8 +26,8 @@ from agentzero.loggers import Loggers
 from agentzero.logs import ZMQPubHandler
 from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event, Messaging
 from agentzero.security import Security
-from agentzero.serializers import JSON, BaseSerializer, frame_packer, frame_unpacker
-from agentzero.waiting import check_milliseconds, check_seconds, choose_waiting
+from agentzero.serializers import BaseSerializer
+from agentzero.waiting import choose_waiting
 
 __all__ = [
     "DEFAULT_POLLING_TIMEOUT",
@@ -126,33 +125,15 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
     ) -> None:
         module = zmq if zmq is not None else _zmq
         _refuse_asyncio(module, context)
-        backend = serialization_backend if serialization_backend is not None else JSON()
-        if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
-            raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
-        if max_message_size is not None and (
-            not isinstance(max_message_size, int)
-            or isinstance(max_message_size, bool)
-            or max_message_size < 1
-        ):
-            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
-        self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        self.timeout = check_seconds("timeout", timeout)
-        self.zmq = module
-        self.context = context if context is not None else _default_context(module)
-        self.serialization_backend = backend
-        self._pack = frame_packer(backend)
-        self._unpack = frame_unpacker(backend)
-        self.max_message_size = max_message_size
-        self._waiting = choose_waiting(module)
-        self.poller = module.Poller()
-        self.sockets = OrderedDict()
-        self.addresses = OrderedDict()
-        self.registry = OrderedDict()
-        self._records = {}
-        self._log_handlers = {}
-        self._attached_loggers = []
-        self._released = {}
-        self._authenticator = None
+        self._set_up(
+            module,
+            context if context is not None else _default_context(module),
+            serialization_backend,
+            polling_timeout,
+            timeout,
+            max_message_size,
+            choose_waiting(module),
+        )
 
     def __repr__(self) -> str:
         return f"SocketManager(sockets={list(self.sockets)!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import Any
 
 import zmq
@@ -10,7 +11,8 @@ import zmq
 from agentzero._backend import NOBLOCK, monitor_socket_of, raw_recv
 from agentzero.errors import SocketAlreadyExists, SocketNotFound, WrongSocketType
 from agentzero.records import ManagerState, SocketRecord
-from agentzero.waiting import check_mechanism
+from agentzero.serializers import JSON, frame_packer, frame_unpacker
+from agentzero.waiting import Waiting, check_mechanism, check_milliseconds, check_seconds
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
@@ -20,6 +22,45 @@ _monotonic = time.monotonic
 
 class Sockets(ManagerState):
     """Create, find, register, configure, reset and close the manager's named sockets."""
+
+    def _set_up(
+        self,
+        module: Any,
+        context: Any,
+        serialization_backend: Any,
+        polling_timeout: float,
+        timeout: float,
+        max_message_size: int | None,
+        waiting: Waiting,
+    ) -> None:
+        """Check the constructor's arguments and set up the state every flavour of manager shares."""
+        backend = serialization_backend if serialization_backend is not None else JSON()
+        if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
+            raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
+        if max_message_size is not None and (
+            not isinstance(max_message_size, int)
+            or isinstance(max_message_size, bool)
+            or max_message_size < 1
+        ):
+            raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
+        self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
+        self.timeout = check_seconds("timeout", timeout)
+        self.zmq = module
+        self.context = context
+        self.serialization_backend = backend
+        self._pack = frame_packer(backend)
+        self._unpack = frame_unpacker(backend)
+        self.max_message_size = max_message_size
+        self._waiting = waiting
+        self.poller = module.Poller()
+        self.sockets = OrderedDict()
+        self.addresses = OrderedDict()
+        self.registry = OrderedDict()
+        self._records = {}
+        self._log_handlers = {}
+        self._attached_loggers = []
+        self._released = {}
+        self._authenticator = None
 
     def create(self, name: Any, socket_type: int) -> Any:
         """Create a named socket by type.
