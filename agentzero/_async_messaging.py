@@ -29,7 +29,7 @@ from agentzero.messaging import (
 )
 from agentzero.records import SocketRecord
 from agentzero.sockets import Sockets
-from agentzero.waiting import check_milliseconds, check_seconds
+from agentzero.waiting import check_milliseconds, check_seconds, wait_arguments
 
 _ZMQError = zmq.ZMQError
 _monotonic = time.monotonic
@@ -396,7 +396,7 @@ class AsyncMessaging(Sockets):
         polling_timeout: float | None,
     ) -> bool:
         """Wait until the socket takes the first frame, then send the rest; ``False`` on time-out."""
-        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         more = NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK
         while True:
@@ -436,7 +436,7 @@ class AsyncMessaging(Sockets):
         self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
     ) -> Any:
         """Wait for a message and return its first frame, or ``None`` on time-out."""
-        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         while True:
             if error.errno not in NOT_READY_ERRNOS:
@@ -457,9 +457,3 @@ class AsyncMessaging(Sockets):
         if record.max_size is not None and size > record.max_size:
             raise MessageTooLarge(kept, size, record.max_size, record.name)
         return kept
-
-    def _wait_arguments(self, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
-        seconds = self.timeout if timeout is None else timeout
-        if polling_timeout is None:
-            return seconds, self.polling_timeout
-        return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)

@@ -37,9 +37,9 @@ from agentzero.waiting import (
     Waiting,
     check_mechanism,
     check_milliseconds,
-    check_seconds,
     closed_error,
     forget_closed_sockets,
+    wait_arguments,
 )
 
 #: the longest a waiting task trusts the edge-triggered descriptor, in seconds
@@ -318,12 +318,7 @@ class AsyncWaitingCalls(ManagerState):
         """
         record = self.get_record(name)
         mechanism = check_mechanism(polling_mechanism)
-        seconds = self.timeout if timeout is None else check_seconds("timeout", timeout)
-        slice_ms = (
-            self.polling_timeout
-            if polling_timeout is None
-            else check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        )
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         ready = await self._waiting.until_ready(record, mechanism, seconds, slice_ms)
         return record.socket if ready else None
 

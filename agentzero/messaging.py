@@ -27,7 +27,7 @@ from agentzero._backend import (
 from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
 from agentzero.records import SocketRecord
 from agentzero.sockets import Sockets
-from agentzero.waiting import WaitingCalls, check_milliseconds, check_seconds, closed_error
+from agentzero.waiting import WaitingCalls, check_milliseconds, check_seconds, closed_error, wait_arguments
 
 #: How often, at most, :meth:`Messaging.subscribe` checks ``keep_polling``, in seconds.
 SUBSCRIBE_CHECK_INTERVAL = 1.0
@@ -396,7 +396,7 @@ class Messaging(WaitingCalls, Sockets):
         polling_timeout: float | None,
     ) -> bool:
         """Wait until the socket takes the first frame, then send the rest; ``False`` on time-out."""
-        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         more = NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK
         while True:
@@ -437,7 +437,7 @@ class Messaging(WaitingCalls, Sockets):
         self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
     ) -> Any:
         """Wait for a message and return its first frame, or ``None`` on time-out."""
-        seconds, slice_ms = self._wait_arguments(timeout, polling_timeout)
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         while True:
             if error.errno not in NOT_READY_ERRNOS:
@@ -462,12 +462,6 @@ class Messaging(WaitingCalls, Sockets):
         if record.max_size is not None and size > record.max_size:
             raise MessageTooLarge(kept, size, record.max_size, record.name)
         return kept
-
-    def _wait_arguments(self, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
-        seconds = self.timeout if timeout is None else timeout
-        if polling_timeout is None:
-            return seconds, self.polling_timeout
-        return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
 
 
 def read_rest_of_message(record: SocketRecord, received: tuple[Any, ...]) -> tuple[list[bytes], int]:

@@ -87,6 +87,14 @@ def check_milliseconds(name: str, value: Any, positive: bool = False) -> float:
     return milliseconds
 
 
+def wait_arguments(manager: Any, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
+    """Return ``(seconds, slice_ms)`` for a wait: the given timeouts, checked, or the manager's defaults."""
+    seconds = manager.timeout if timeout is None else check_seconds("timeout", timeout)
+    if polling_timeout is None:
+        return seconds, manager.polling_timeout
+    return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
+
+
 def check_mechanism(polling_mechanism: Any, registering: bool = False) -> int:
     """Return ``polling_mechanism`` if it is ``POLLIN``, ``POLLOUT`` or both (or 0 when ``registering``)."""
     if (
@@ -300,10 +308,5 @@ class WaitingCalls(ManagerState):
         """
         record = self.get_record(name)
         mechanism = check_mechanism(polling_mechanism)
-        seconds = self.timeout if timeout is None else check_seconds("timeout", timeout)
-        slice_ms = (
-            self.polling_timeout
-            if polling_timeout is None
-            else check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        )
+        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         return record.socket if self._waiting.wait(record, mechanism, seconds, slice_ms) else None
