@@ -40,7 +40,7 @@ class Sockets(ManagerState):
         if max_message_size is not None and (
             not isinstance(max_message_size, int)
             or isinstance(max_message_size, bool)
-            or max_message_size < 1
+            or not 1 <= max_message_size < 2**63  # libzmq's MAXMSGSIZE is a 64-bit int
         ):
             raise ValueError(f"max_message_size must be a positive number of bytes, got {max_message_size!r}")
         self.polling_timeout = check_milliseconds("polling_timeout", polling_timeout, positive=True)
@@ -300,6 +300,8 @@ class Sockets(ManagerState):
         TypeError
             when ``linger`` is not a whole number of milliseconds; nothing is
             closed then, and the socket keeps working.
+        ValueError
+            when ``linger`` does not fit in 32 bits; nothing is closed either.
         """
         _check_linger(linger)
         self._detach_log_handlers(socket_name)
@@ -380,8 +382,11 @@ class Sockets(ManagerState):
 
 
 def _check_linger(linger: Any) -> None:
+    """Refuse a ``linger`` libzmq cannot take *before* anything is closed (it is a C int)."""
     if linger is not None and (not isinstance(linger, int) or isinstance(linger, bool)):
         raise TypeError(f"linger must be a whole number of milliseconds or None, got {linger!r}")
+    if linger is not None and not -(2**31) <= linger < 2**31:
+        raise ValueError(f"linger must fit in 32 bits (milliseconds), got {linger!r}")
 
 
 def _stop_monitor(socket: Any) -> None:
