@@ -17,7 +17,17 @@ from typing import Any, AsyncIterator, Callable
 import zmq
 
 from agentzero._async_waiting import AsyncioWaiting
-from agentzero._backend import NOBLOCK, NOT_READY_ERRNOS, POLLIN, POLLOUT, SNDMORE, raw_recv, raw_send
+from agentzero._backend import (
+    NOBLOCK,
+    NOT_READY_ERRNOS,
+    POLLIN,
+    POLLOUT,
+    RCVMORE,
+    SNDMORE,
+    raw_get,
+    raw_recv,
+    raw_send,
+)
 from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
 from agentzero.messaging import (
     SUBSCRIBE_CHECK_INTERVAL,
@@ -128,18 +138,18 @@ class AsyncMessaging(Sockets):
             record = self.get_record(name)
         if timeout is not None:
             check_seconds("timeout", timeout)
+        socket = record.socket
         try:
-            frame = raw_recv(record.socket, NOBLOCK, False)
+            payload = raw_recv(socket, NOBLOCK)
         except _ZMQError as exc:
-            frame = await self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if frame is None:
+            payload = await self._recv_when_ready(record, exc, timeout, polling_timeout)
+            if payload is None:
                 return None
-        if frame.more:
-            frames = self._rest_of_message(record, frame)
+        if raw_get(socket, RCVMORE):
+            frames = self._rest_of_message(record, payload)
             raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
         if record.waiters:
             self._waiting.after_operation(record)
-        payload = frame.bytes
         if record.max_size is not None and len(payload) > record.max_size:
             raise MessageTooLarge(payload[: record.max_size], len(payload), record.max_size, name)
         try:
@@ -253,14 +263,14 @@ class AsyncMessaging(Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            first = raw_recv(socket, NOBLOCK, False)
+            first = raw_recv(socket, NOBLOCK)
         except _ZMQError as exc:
             first = await self._recv_when_ready(record, exc, timeout, polling_timeout)
             if first is None:
                 return None
-        if first.more:
-            second = raw_recv(socket, NOBLOCK, False)
-            if second.more:
+        if raw_get(socket, RCVMORE):
+            second = raw_recv(socket, NOBLOCK)
+            if raw_get(socket, RCVMORE):
                 frames = self._rest_of_message(record, first, second)
                 raise DeserializationError(
                     frames, f"expected 2 frames [topic, data], got {len(frames)}", name
@@ -270,9 +280,9 @@ class AsyncMessaging(Sockets):
         if record.waiters:
             self._waiting.after_operation(record)
         if second is None:
-            raise DeserializationError([first.bytes], "expected 2 frames [topic, data], got 1", name)
-        topic_frame = first.bytes
-        payload = second.bytes
+            raise DeserializationError([first], "expected 2 frames [topic, data], got 1", name)
+        topic_frame = first
+        payload = second
         limit = record.max_size
         if limit is not None and len(topic_frame) + len(payload) > limit:
             raise MessageTooLarge(
@@ -435,7 +445,7 @@ class AsyncMessaging(Sockets):
     async def _recv_when_ready(
         self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
     ) -> Any:
-        """Wait for a message and return its first frame, or ``None`` on time-out."""
+        """Wait for a message and return its first frame (``bytes``), or ``None`` on time-out."""
         seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         while True:
@@ -445,7 +455,7 @@ class AsyncMessaging(Sockets):
             if remaining < 0 or not await self._waiting.until_ready(record, POLLIN, remaining, slice_ms):
                 return None
             try:
-                return raw_recv(record.socket, NOBLOCK, False)
+                return raw_recv(record.socket, NOBLOCK)
             except _ZMQError as exc:
                 error = exc
 

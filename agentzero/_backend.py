@@ -7,6 +7,13 @@ has already checked and turns every flag into an enum, which costs more than
 the operation itself. Every socket pyzmq makes, green or not, is an instance
 of ``zmq.backend.Socket``, so the unbound backend methods work on all of them.
 
+Frames are always received copied (``copy=True``), never as ``zmq.Frame``:
+pyzmq's ``Frame.__dealloc__`` checks for pending signals where an exception
+cannot propagate, so a Ctrl-C that lands just before a Frame is freed is
+printed as "Exception ignored" and lost, and a loop around ``recv_safe`` never
+stops. Whether more frames follow is read with ``zmq.RCVMORE``, which costs
+the same as a Frame's ``.more``.
+
 Only ``zmq.backend.Socket`` is used, a public name of pyzmq. The test
 ``tests/unit/test_backend.py`` fails loudly if a pyzmq release changes what
 this module relies on; the tested range is pinned in ``setup.py``.
@@ -23,7 +30,7 @@ _BackendSocket: Any = zmq.backend.Socket
 
 #: ``send(socket, data, flags)``: the backend's send, with no sugar and no green wait
 raw_send: Callable[..., Any] = _BackendSocket.send
-#: ``recv(socket, flags, copy)``: the backend's recv; with ``copy=False`` a Frame with ``.more``
+#: ``recv(socket, flags)``: the backend's recv, returning ``bytes`` (never pass ``copy=False``: see above)
 raw_recv: Callable[..., Any] = _BackendSocket.recv
 #: ``get(socket, option)``: the backend's getsockopt, returning a plain ``int`` or ``bytes``
 raw_get: Callable[..., Any] = _BackendSocket.get
@@ -33,6 +40,7 @@ SNDMORE = int(zmq.SNDMORE)
 POLLIN = int(zmq.POLLIN)
 POLLOUT = int(zmq.POLLOUT)
 EVENTS = int(zmq.EVENTS)
+RCVMORE = int(zmq.RCVMORE)
 FD = int(zmq.FD)
 EAGAIN = int(zmq.EAGAIN)
 EFSM = int(zmq.EFSM)
@@ -49,6 +57,11 @@ CLOSED_ERRNOS = frozenset((ENOTSOCK, ETERM))
 def events(socket: Any) -> int:
     """Return the socket's ``zmq.EVENTS`` as a plain ``int`` (``POLLIN``/``POLLOUT`` bits)."""
     return int(raw_get(socket, EVENTS))
+
+
+def more(socket: Any) -> int:
+    """Return non-zero when the frame just received has more frames after it (``zmq.RCVMORE``)."""
+    return raw_get(socket, RCVMORE)  # type: ignore[no-any-return]
 
 
 def fileno(socket: Any) -> int:

@@ -20,7 +20,9 @@ from agentzero._backend import (
     NOT_READY_ERRNOS,
     POLLIN,
     POLLOUT,
+    RCVMORE,
     SNDMORE,
+    raw_get,
     raw_recv,
     raw_send,
 )
@@ -145,18 +147,18 @@ class Messaging(WaitingCalls, Sockets):
             record = self.get_record(name)
         if timeout is not None:
             check_seconds("timeout", timeout)
+        socket = record.socket
         try:
-            frame = raw_recv(record.socket, NOBLOCK, False)
+            payload = raw_recv(socket, NOBLOCK)
         except _ZMQError as exc:
-            frame = self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if frame is None:
+            payload = self._recv_when_ready(record, exc, timeout, polling_timeout)
+            if payload is None:
                 return None
-        if frame.more:
-            frames = self._rest_of_message(record, frame)
+        if raw_get(socket, RCVMORE):
+            frames = self._rest_of_message(record, payload)
             raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
         if record.waiters:
             self._waiting.after_operation(record)
-        payload = frame.bytes
         if record.max_size is not None and len(payload) > record.max_size:
             raise MessageTooLarge(payload[: record.max_size], len(payload), record.max_size, name)
         try:
@@ -279,14 +281,14 @@ class Messaging(WaitingCalls, Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            first = raw_recv(socket, NOBLOCK, False)
+            first = raw_recv(socket, NOBLOCK)
         except _ZMQError as exc:
             first = self._recv_when_ready(record, exc, timeout, polling_timeout)
             if first is None:
                 return None
-        if first.more:
-            second = raw_recv(socket, NOBLOCK, False)
-            if second.more:
+        if raw_get(socket, RCVMORE):
+            second = raw_recv(socket, NOBLOCK)
+            if raw_get(socket, RCVMORE):
                 frames = self._rest_of_message(record, first, second)
                 raise DeserializationError(
                     frames, f"expected 2 frames [topic, data], got {len(frames)}", name
@@ -296,9 +298,9 @@ class Messaging(WaitingCalls, Sockets):
         if record.waiters:
             self._waiting.after_operation(record)
         if second is None:
-            raise DeserializationError([first.bytes], "expected 2 frames [topic, data], got 1", name)
-        topic_frame = first.bytes
-        payload = second.bytes
+            raise DeserializationError([first], "expected 2 frames [topic, data], got 1", name)
+        topic_frame = first
+        payload = second
         limit = record.max_size
         if limit is not None and len(topic_frame) + len(payload) > limit:
             raise MessageTooLarge(
@@ -436,7 +438,7 @@ class Messaging(WaitingCalls, Sockets):
     def _recv_when_ready(
         self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
     ) -> Any:
-        """Wait for a message and return its first frame, or ``None`` on time-out."""
+        """Wait for a message and return its first frame (``bytes``), or ``None`` on time-out."""
         seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         deadline = _monotonic() + seconds
         while True:
@@ -446,7 +448,7 @@ class Messaging(WaitingCalls, Sockets):
             if remaining < 0 or not self._waiting.wait(record, POLLIN, remaining, slice_ms):
                 return None
             try:
-                return raw_recv(record.socket, NOBLOCK, False)
+                return raw_recv(record.socket, NOBLOCK)
             except _ZMQError as exc:
                 error = exc
 
@@ -464,7 +466,7 @@ class Messaging(WaitingCalls, Sockets):
         return kept
 
 
-def read_rest_of_message(record: SocketRecord, received: tuple[Any, ...]) -> tuple[list[bytes], int]:
+def read_rest_of_message(record: SocketRecord, received: tuple[bytes, ...]) -> tuple[list[bytes], int]:
     """Consume the rest of a message whose frames so far are ``received``; return what is kept and its size.
 
     The frames of a message arrive together, so this never waits. At most the
@@ -475,16 +477,16 @@ def read_rest_of_message(record: SocketRecord, received: tuple[Any, ...]) -> tup
     limit = record.max_size
     kept: list[bytes] = []
     size = 0
-    frame = None
     for frame in received:
         size += len(frame)
         if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-            kept.append(frame.bytes)
-    while frame is not None and frame.more:
-        frame = raw_recv(record.socket, NOBLOCK, False)
+            kept.append(frame)
+    socket = record.socket
+    while raw_get(socket, RCVMORE):  # about the last frame received: the last of ``received`` first
+        frame = raw_recv(socket, NOBLOCK)
         size += len(frame)
         if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-            kept.append(frame.bytes)
+            kept.append(frame)
     return kept, size
 
 

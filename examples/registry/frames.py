@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 import orjson
 import zmq
 
-from agentzero._backend import NOBLOCK, SNDMORE, raw_recv, raw_send
+from agentzero._backend import NOBLOCK, RCVMORE, SNDMORE, raw_get, raw_recv, raw_send
 from agentzero.errors import DeserializationError, SerializationError
 from agentzero.serializers import BaseSerializer
 from examples.registry.checks import ProtocolError
@@ -115,16 +115,15 @@ def read_message(socket: Any) -> Optional[Tuple[List[bytes], int]]:
         when no message is waiting.
     """
     try:
-        frame = raw_recv(socket, NOBLOCK, False)
+        kept = [raw_recv(socket, NOBLOCK)]  # bytes, never a zmq.Frame (see agentzero._backend)
     except zmq.Again:
         return None
-    kept = [frame.bytes]
     count = 1
-    while frame.more:  # the frames of a message arrive together: this never waits
-        frame = raw_recv(socket, NOBLOCK, False)
+    while raw_get(socket, RCVMORE):  # the frames of a message arrive together: this never waits
+        frame = raw_recv(socket, NOBLOCK)
         count += 1
         if count <= 2:
-            kept.append(frame.bytes)
+            kept.append(frame)
     return kept, count
 
 

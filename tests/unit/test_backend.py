@@ -54,16 +54,17 @@ def test_every_socket_is_a_backend_socket_and_the_raw_calls_work_on_it(module):
         receiver.bind(address)
         sender.connect(address)
         with pytest.raises(zmq.Again) as caught:
-            _backend.raw_recv(receiver, _backend.NOBLOCK, False)  # never blocks, even green
+            _backend.raw_recv(receiver, _backend.NOBLOCK)  # never blocks, even green
         assert caught.value.errno == _backend.EAGAIN
         assert _backend.raw_send(sender, b"one", _backend.NOBLOCK | _backend.SNDMORE) is None
         _backend.raw_send(sender, b"two", _backend.NOBLOCK)
         assert receiver.poll(2000) == zmq.POLLIN
         assert _backend.events(receiver) & _backend.POLLIN
-        first = _backend.raw_recv(receiver, _backend.NOBLOCK, False)
-        assert isinstance(first, zmq.Frame) and first.more and first.bytes == b"one"
-        second = _backend.raw_recv(receiver, _backend.NOBLOCK, True)
-        assert second == b"two"
+        first = _backend.raw_recv(receiver, _backend.NOBLOCK)
+        assert type(first) is bytes and first == b"one"
+        assert type(_backend.raw_get(receiver, _backend.RCVMORE)) is int and _backend.more(receiver) == 1
+        second = _backend.raw_recv(receiver, _backend.NOBLOCK)
+        assert second == b"two" and _backend.more(receiver) == 0
         assert type(_backend.raw_get(receiver, _backend.EVENTS)) is int
         assert isinstance(_backend.fileno(receiver), int) and _backend.fileno(receiver) >= 0
     finally:
