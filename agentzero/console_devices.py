@@ -23,7 +23,6 @@ PULL cannot send) or belongs to another pattern than the device's.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import uuid
@@ -31,6 +30,7 @@ from typing import Any, Callable
 
 import zmq
 
+from agentzero.console_signals import stop_on_signals
 from agentzero.core import SocketManager
 
 #: device -> (default input type, default output type)
@@ -208,7 +208,7 @@ def run_device(args: argparse.Namespace) -> int:
         raise ValueError(problem)
     stop = threading.Event()
     # from the start: a SIGTERM that comes while the sockets are set up still stops cleanly
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    restore_signals = stop_on_signals(stop)
     context = zmq.Context()
     sockets = SocketManager(zmq, context)
     try:
@@ -241,7 +241,7 @@ def run_device(args: argparse.Namespace) -> int:
             return 1
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_signals()
         sockets.close_all(linger=0)
         context.term()
 

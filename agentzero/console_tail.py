@@ -20,13 +20,13 @@ import logging
 import math
 import os
 import re
-import signal
 import sys
 import threading
 from typing import Any, Callable
 
 import zmq
 
+from agentzero.console_signals import stop_on_signals
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge
 from agentzero.serializers import JSON, MSGPACK, BaseSerializer
@@ -323,7 +323,7 @@ def run_tail(args: argparse.Namespace) -> int:
         zmq, context, serialization_backend=SERIALIZERS[args.serializer](), max_message_size=args.max_size
     )
     stopping = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    restore_signals = stop_on_signals(stopping)
     printed = skipped = 0
     try:
         sockets.create("tail", zmq.SUB)
@@ -365,7 +365,7 @@ def run_tail(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_signals()
         sockets.close_all(linger=0)
         context.term()
         if skipped:

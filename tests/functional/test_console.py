@@ -180,6 +180,23 @@ def test_tail_exits_cleanly_on_ctrl_c(ipc_dir, sig):
     assert "Traceback" not in tail.stderr.read()
 
 
+def test_tail_started_with_ctrl_c_ignored_keeps_ignoring_it_and_stops_on_sigterm(ipc_dir):
+    # a shell script's background job starts with SIGINT ignored: tail keeps it so, as Python does
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        tail = start("tail", f"ipc://{ipc_dir}/ignored", "--bind")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert "listening on" in wait_for_banner(tail)
+        tail.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            tail.wait(timeout=1)  # still running, well past its 0.2 s loop
+    finally:
+        assert stop(tail, signal.SIGTERM) == 0
+    assert "Traceback" not in tail.stderr.read()
+
+
 def test_keys_writes_a_key_pair(tmp_path):
     from agentzero.util import load_curve_keypair
 
