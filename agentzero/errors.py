@@ -181,6 +181,25 @@ class WrongSocketType(AgentZeroSocketError, TypeError):
         )
 
 
+class SocketOptionError(AgentZeroSocketError, ValueError):
+    """Raised when a socket option cannot be set: libzmq refused it, or the value does not fit it.
+
+    The socket is unchanged and keeps working.
+
+    >>> raise SocketOptionError('jobs', 'SNDHWM', -5, 'Invalid argument')
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketOptionError: socket 'jobs' refused option SNDHWM=-5: Invalid argument
+    """
+
+    def __init__(self, socket_name: Any, option: Any, value: Any, reason: Any) -> None:
+        self.socket_name = socket_name
+        self.option = option
+        self.value = value
+        self.reason = reason
+        super().__init__(f"socket {socket_name!r} refused option {option}={_preview(value)}: {reason}")
+
+
 def _preview(raw: Any) -> str:
     text = repr(raw)
     if len(text) > _RAW_PREVIEW_BYTES:

@@ -8,11 +8,11 @@ from typing import Any
 
 import zmq
 
-from agentzero._backend import NOBLOCK, monitor_socket_of, raw_recv
-from agentzero.errors import SocketAlreadyExists, SocketNotFound, WrongSocketType
+from agentzero._backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
+from agentzero.errors import SocketAlreadyExists, SocketNotFound, SocketOptionError, WrongSocketType
 from agentzero.records import ManagerState, SocketRecord
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
-from agentzero.waiting import Waiting, check_mechanism, check_milliseconds, check_seconds
+from agentzero.waiting import Waiting, check_mechanism, check_milliseconds, check_seconds, closed_error
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
@@ -212,18 +212,33 @@ class Sockets(ManagerState):
             when no socket has that name.
         WrongSocketType
             when subscribing (or unsubscribing) a socket that is not a SUB.
+        SocketOptionError
+            when libzmq refuses the option or its value, or the value does not
+            fit the option (e.g. text for a number, a number over libzmq's
+            ``int``); nothing is changed or recorded.
+        SocketClosed
+            when the socket was closed behind the manager's back.
         """
         record = self.get_record(name)
         socket = record.socket
-        if option == zmq.HWM:
-            socket.hwm = value
-            record.options[option] = value
-            return
-        if isinstance(value, str):
+        if isinstance(value, str) and option != zmq.HWM:
             value = value.encode("utf-8")
         if option in (zmq.SUBSCRIBE, zmq.UNSUBSCRIBE) and record.socket_type not in _SUBSCRIBERS:
             raise WrongSocketType(name, record.type_name, "subscribing to a topic", "SUB")
-        socket.setsockopt(option, value)
+        try:
+            if option == zmq.HWM:
+                socket.hwm = value
+            else:
+                socket.setsockopt(option, value)
+        except zmq.ZMQError as exc:
+            if exc.errno in CLOSED_ERRNOS:
+                raise closed_error(name, exc) from None
+            raise SocketOptionError(name, _option_name(option), value, exc.strerror) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SocketOptionError(name, _option_name(option), value, exc) from None
+        if option == zmq.HWM:
+            record.options[option] = value
+            return
         if option == zmq.SUBSCRIBE:
             record.subscriptions.add(value)
         elif option == zmq.UNSUBSCRIBE:
@@ -410,3 +425,13 @@ def _stop_monitor(socket: Any) -> None:
         socket.disable_monitor()
     except (zmq.ZMQError, AttributeError):
         pass
+
+
+def _option_name(option: Any) -> str:
+    """``SNDHWM`` for ``zmq.SNDHWM``; the number itself for an option pyzmq does not know."""
+    if option == zmq.HWM:
+        return "HWM"
+    try:
+        return str(zmq.SocketOption(option).name)
+    except (ValueError, TypeError):
+        return repr(option)

@@ -11,8 +11,10 @@ from agentzero.core import SocketManager
 from agentzero.errors import (
     SocketAlreadyExists,
     SocketBindError,
+    SocketClosed,
     SocketConnectError,
     SocketNotFound,
+    SocketOptionError,
 )
 
 
@@ -321,3 +323,40 @@ def test_a_closed_sockets_address_can_be_bound_again_at_once(manager, zmq_module
     manager.ensure_and_connect("out", zmq_module.PUSH, address, zmq.POLLOUT)
     assert manager.send_safe("out", "after 200 rebinds")
     assert manager.recv_safe("x") == "after 200 rebinds"
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        (zmq.SNDHWM, 10**30),  # more than libzmq's int
+        (zmq.SNDHWM, "many"),  # text for a number
+        (zmq.LINGER, None),
+        (zmq.SNDHWM, -5),  # libzmq: EINVAL
+        (9999, 1),  # no such option
+        (zmq.HWM, 10**30),
+        (zmq.IDENTITY, b""),  # libzmq: EINVAL
+    ],
+    ids=["huge", "text", "none", "negative", "unknown-option", "huge-hwm", "empty-identity"],
+)
+def test_a_refused_socket_option_names_itself_and_the_socket_keeps_working(
+    manager, zmq_module, option, value
+):
+    manager.ensure_and_bind("pipe-in", zmq_module.PULL, "inproc://refused-option", zmq.POLLIN)
+    manager.ensure_and_connect("pipe-out", zmq_module.PUSH, "inproc://refused-option", zmq.POLLOUT)
+    with pytest.raises(SocketOptionError) as caught:
+        manager.set_socket_option("pipe-out", option, value)
+    error = caught.value
+    assert isinstance(error, ValueError) and not isinstance(error, zmq.ZMQError)
+    assert error.socket_name == "pipe-out" and error.option in str(error) and "'pipe-out'" in str(error)
+    assert option not in manager.get_record("pipe-out").options  # nothing recorded for reset()
+    manager.set_socket_option("pipe-out", zmq.SNDHWM, 7)
+    assert manager.sockets["pipe-out"].getsockopt(zmq.SNDHWM) == 7
+    assert manager.send_safe("pipe-out", {"still": "works"}) is True
+    assert manager.recv_safe("pipe-in", timeout=5) == {"still": "works"}
+
+
+def test_an_option_on_a_socket_closed_behind_the_managers_back_says_closed(manager, zmq_module):
+    manager.create("gone", zmq_module.PUSH)
+    manager.sockets["gone"].close(linger=0)
+    with pytest.raises(SocketClosed):
+        manager.set_socket_option("gone", zmq.SNDHWM, 7)
