@@ -47,6 +47,14 @@ def _original(module: str, name: str) -> Any:
     return monkey.get_original(module, name)
 
 
+try:
+    from greenlet import getcurrent as _current_greenlet
+except ImportError:  # pragma: no cover - greenlet comes with gevent, a dependency
+
+    def _current_greenlet() -> Any:
+        return None
+
+
 _thread_ident = _original("_thread", "get_ident")
 _allocate_lock = _original("_thread", "allocate_lock")
 _RLock = _original("_thread", "RLock")
@@ -73,7 +81,10 @@ class ZMQPubHandler(logging.Handler):
     - only the owner thread touches the socket; other threads queue their
       records (see the module's documentation), and a full queue drops them;
     - records logged while publishing (by the serializer, say) are dropped
-      instead of recursing, and failures go through :meth:`~logging.Handler.handleError`.
+      instead of recursing, and failures go through :meth:`~logging.Handler.handleError`;
+    - with a ``timeout``, a record that another greenlet of the owner thread
+      logs while a publish waits is queued as another thread's would be, and
+      published, in order, as soon as that publish ends.
 
     :attr:`dropped` counts every record that was not published.
 
@@ -127,6 +138,7 @@ class ZMQPubHandler(logging.Handler):
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._count_lock = _allocate_lock()
         self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
+        self._emitter: Any = None  # the greenlet that publishes while ``_emitting``
         self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
         self._closed = False
         self._wake = _green_wake(manager, self._wake_up)
@@ -155,27 +167,36 @@ class ZMQPubHandler(logging.Handler):
             self._hand_over(record)
             return
         if self._emitting:
-            self._count_dropped(1)
+            if _current_greenlet() is self._emitter:
+                self._count_dropped(1)  # logged by the publish itself: no recursion
+            else:
+                self._hand_over(record)  # another greenlet, while a publish waits: next in line
             return
         self._emitting = True
+        self._emitter = _current_greenlet()
         try:
             if self._pending:
                 self._publish_pending()
             self._publish(self._payload(record))
+            if self._pending:  # what other greenlets logged while this publish waited
+                self._publish_pending()
         except Exception:
             self.handleError(record)
         finally:
             self._emitting = False
+            self._emitter = None
 
     def flush(self) -> None:
         """Publish the records other threads queued; only the owner thread does (elsewhere: nothing)."""
         if _thread_ident() != self.owner or self._emitting or not self._pending:
             return
         self._emitting = True
+        self._emitter = _current_greenlet()
         try:
             self._publish_pending()
         finally:
             self._emitting = False
+            self._emitter = None
 
     def close(self) -> None:
         """Publish what is queued (from the owner thread), then drop every later record."""

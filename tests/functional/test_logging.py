@@ -389,6 +389,48 @@ def test_a_push_at_its_high_water_mark_drops_without_blocking(manager, zmq_modul
     assert handler.dropped == 10
 
 
+def test_a_greenlet_logging_while_another_waits_to_publish_is_next_in_line(logger_name):
+    # a handler with a timeout waits for a full PUSH; another greenlet's record must not be dropped
+    import gevent
+    import zmq.green
+
+    context = zmq.green.Context()
+    manager = SocketManager(zmq.green, context)
+    try:
+        manager.create("pull", zmq.green.PULL)
+        manager.set_socket_option("pull", zmq.RCVHWM, 1)
+        manager.bind("pull", "inproc://waiting-handler", zmq.POLLIN)
+        manager.create("push", zmq.green.PUSH)
+        manager.set_socket_option("push", zmq.SNDHWM, 1)
+        manager.connect("push", "inproc://waiting-handler", zmq.POLLOUT)
+        filled = 0
+        while manager.send_safe("push", "filler", timeout=0):
+            filled += 1
+            assert filled < 100, "the PUSH socket never filled up"
+        handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        first = gevent.spawn(logger.info, "first, waits for room")
+        gevent.sleep(0.05)
+        assert not first.ready(), "the first record did not wait for the full socket"
+        second = gevent.spawn(logger.info, "second, logged meanwhile")
+        second.join(timeout=1)
+        assert second.ready() and handler.dropped == 0, "another greenlet's record was dropped"
+        assert [manager.recv_safe("pull", timeout=5) for _ in range(filled)] == ["filler"] * filled
+        events = [manager.recv_event_safe("pull", timeout=5) for _ in range(2)]
+        first.join(timeout=5)
+        assert first.ready() and all(event is not None and event.topic == b"logs" for event in events)
+        messages = [event.data["msg"] for event in events]
+        assert "first, waits" in messages[0] and "second, logged" in messages[1]
+        assert handler.dropped == 0
+        logger.removeHandler(handler)
+        handler.close()
+    finally:
+        manager.close_all(linger=0)
+        context.destroy(linger=0)
+
+
 def test_handler_arguments_are_checked(manager):
     with pytest.raises(ValueError, match="timeout"):
         ZMQPubHandler(manager, "logs", timeout=float("nan"))
