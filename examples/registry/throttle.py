@@ -107,7 +107,7 @@ class ThrottledLog:
         if lines < self.burst and self._logged < self.limit:
             self._per_peer[peer] = lines + 1
             self._logged += 1
-            self.logger.log(level, message, *args, **options)
+            self.logger.log(level, message, *args, stacklevel=2, **options)
             return True
         self.suppressed += 1
         self._reasons[reason] = self._reasons.get(reason, 0) + 1
