@@ -358,9 +358,11 @@ class Registry(JobFlow):
             self.notes.log(
                 WARNING, identity, "refusals", "refused a register from %r: invalid auth token", identity[:32]
             )
-            held = self.roster.release(identity)
-            if held is not None and held.online:  # the connection lost its worker: so did the registry
-                self._lose(held, "its connection sent an invalid auth token")
+            held = self.roster.held_by(identity)
+            if held is not None:  # the connection is no longer trusted: its worker is gone
+                if held.online:
+                    self._lose(held, "its connection sent an invalid auth token")
+                self.roster.forget(held)
             self._refuse(identity, "invalid auth token")
             return
         try:

@@ -136,12 +136,8 @@ class Roster:
         self.by_identity[identity] = worker.worker_id
         return worker, revived
 
-    def release(self, identity: bytes) -> Optional[WorkerState]:
-        """The connection ``identity`` holds nothing any more; return the worker it held, if any."""
-        return self.workers.get(self.by_identity.pop(identity, ""))
-
     def forget(self, worker: WorkerState) -> None:
-        """Drop an offline worker: its id, and its connection's hold on it."""
+        """Drop an offline worker: its id, and its connection's hold on it (it must hold no jobs)."""
         del self.workers[worker.worker_id]
         if self.by_identity.get(worker.identity) == worker.worker_id:
             del self.by_identity[worker.identity]

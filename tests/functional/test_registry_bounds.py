@@ -140,6 +140,11 @@ def test_a_connection_holds_one_worker_however_many_registers_it_sends(registry,
     assert register(hostile, worker_id=held)["worker_id"] == held
     assert register(hostile)["worker_id"] == held
     assert len(hub.workers) == 2 and hub.over_limit == 2000
+    # nor does a connection that sends a bad token (and so loses its worker) and registers again
+    for _ in range(500):
+        assert register(hostile, token="wrong")["message"] == "invalid auth token"
+        held = register(hostile)["worker_id"]
+    assert len(hub.workers) == 2 and len(hub._by_identity) == 2 and hub.refusals == 500
     assert snapshot(hub, good) == state
     send(hostile, {"type": "status_update", "status": "draining"})  # so that jobs go to the good worker
     assert hub.wait(lambda: hub.workers[held].draining, 5)
