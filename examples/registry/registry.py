@@ -377,7 +377,7 @@ class Registry(JobFlow):
         if revived:
             self.revived += 1
             self.notes.log(
-                WARNING, identity, "revived", "worker %s is back, on a new connection", worker.worker_id
+                WARNING, identity, "revived", "worker %s is back: it registered again", worker.worker_id
             )
         reply = ServerMessage(type="register", success=True, worker_id=worker.worker_id).dict()
         reply["payload"] = {"registry": "agentzero", "heartbeat_timeout": self.heartbeat_timeout}
