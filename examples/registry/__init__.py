@@ -12,8 +12,9 @@ bounded size (:mod:`~examples.registry.frames`), declared fields type-checked
 and unknown ones ignored (:mod:`~examples.registry.checks`,
 :func:`~examples.registry.protocol.parse`), and at the registry each message
 held to its range before it touches any state (:mod:`~examples.registry.inbound`).
-A bad message is counted and logged once; it never stops a loop or changes
-another worker's state.
+A bad message is counted and logged once (the log rate-limited); it never
+stops a loop or changes another worker's state, and what a peer can make the
+registry keep is bounded (workers, finished jobs).
 
 =====================  ====================================================
 ``protocol``           seed 002's dataclasses and enums, ``parse``
@@ -21,7 +22,10 @@ another worker's state.
 ``frames``             strict JSON frames, the ROUTER's bounded reads
 ``inbound``            what the registry accepts from a worker
 ``state``              the registry's record of each worker and job
-``registry``           the ROUTER side: authentication, dispatch, re-queues
+``roster``             the registry's workers, one a connection, bounded
+``jobs``               dispatch, re-queues, finished jobs pruned
+``throttle``           rate-limited log lines about peers
+``registry``           the ROUTER side: authentication, the loop, the bounds
 ``connection``         the worker's DEALER side: the seed's ``BackendConnection``
 ``worker``             runs jobs, answers availability, reports status
 =====================  ====================================================

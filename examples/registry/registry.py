@@ -21,41 +21,46 @@ from agentzero.zero import zmq
 from examples.registry.checks import ProtocolError, check_json_object, check_text
 from examples.registry.frames import MAX_MESSAGE_BYTES, TRANSPORT_LIMIT, decode, encode, read_message, send_to
 from examples.registry.inbound import DRAINING, worker_message
+from examples.registry.jobs import JobFlow
 from examples.registry.protocol import (
-    AvailabilityRequest,
-    AvailabilityResponse,
-    JobAssignment,
     JobTermination,
-    JobUpdate,
     ServerMessage,
     WorkerMessage,
     WorkerPong,
 )
+from examples.registry.roster import Refused, Roster
 from examples.registry.state import (
-    ASSIGNING,
     BUSY,
-    COMPLETED,
     ERROR,
-    FAILED,
     FINAL,
     IDLE,
     OFFLINE,
-    PENDING,
     RUNNING,
     JobState,
     WorkerState,
 )
+from examples.registry.throttle import DEBUG, INFO, WARNING, ThrottledLog
 
 log = logging.getLogger("registry")
 
 
-class Registry:
+class Registry(JobFlow):
     """Accept workers that know a token and keep every submitted job moving to completion.
 
     Every message is checked in full (:mod:`examples.registry.frames`,
     :mod:`examples.registry.inbound`) before it changes anything; one that fails
-    is counted once (``skipped``, ``ignored`` or ``refusals``), logged once, and
-    changes nothing.
+    is counted once (``skipped``, ``ignored``, ``refusals``, ``over_limit``),
+    logged once, and changes nothing. The log lines about peers are rate-limited
+    (:mod:`examples.registry.throttle`): at most ``log_burst`` about one peer and
+    ``log_limit`` in all per ``log_interval`` seconds, then one summary line of
+    what was left out; the counters count every message.
+
+    What a peer can make the registry keep is bounded (:mod:`examples.registry.roster`):
+    a connection holds at most one worker; at most ``max_workers`` workers are
+    kept, offline ones forgotten ``forget_after`` seconds after they were last
+    heard from (or sooner, to make room); past the bound a ``register`` is
+    refused on the wire. Of the finished jobs (completed, failed, cancelled),
+    only the ``max_finished_jobs`` that finished last are kept in ``jobs``.
 
     Parameters
     ----------
@@ -72,11 +77,24 @@ class Registry:
         defaults to :data:`agentzero.zero.context`
     max_message_size : int
         the largest message accepted, in bytes
+    max_workers : int
+        the most workers kept, live or offline
+    forget_after : float
+        seconds after an offline worker was last heard from that it is forgotten
+    max_finished_jobs : int
+        how many finished jobs ``jobs`` keeps, the ones that finished last
+    log_interval : float
+        the window of the log's rate limit, in seconds
+    log_burst : int
+        the most log lines about one peer per window
+    log_limit : int
+        the most log lines about all peers together per window
 
     Raises
     ------
     ValueError
-        when a timeout is not a finite positive number.
+        when a timeout, ``forget_after`` or ``log_interval`` is not a finite positive
+        number, or a count not a positive integer (``max_finished_jobs`` may be 0).
 
     Attributes
     ----------
@@ -86,12 +104,19 @@ class Registry:
         messages other than ``register`` from peers that are not registered
     refusals : int
         ``register`` messages with a token not in ``tokens``
+    over_limit : int
+        ``register`` messages refused by the bounds: the registry full of live workers,
+        or the connection already holding another worker
     stale : int
         answers about a job that is no longer the sender's (late, or another worker's)
     unknown_fields : int
         fields ignored because the protocol does not declare them (newer peers)
     revived : int
         times a worker declared offline spoke again and was taken back
+    forgotten : int
+        offline workers forgotten
+    pruned : int
+        finished jobs dropped from ``jobs`` to keep ``max_finished_jobs``
     """
 
     def __init__(
@@ -102,30 +127,51 @@ class Registry:
         availability_timeout: float = 1.0,
         context: Any = None,
         max_message_size: int = MAX_MESSAGE_BYTES,
+        max_workers: int = 1024,
+        forget_after: float = 300.0,
+        max_finished_jobs: int = 10_000,
+        log_interval: float = 10.0,
+        log_burst: int = 32,
+        log_limit: int = 128,
     ) -> None:
         for name, value in (
             ("heartbeat_timeout", heartbeat_timeout),
             ("availability_timeout", availability_timeout),
+            ("forget_after", forget_after),
         ):
             if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
                 raise ValueError(f"{name} must be a finite positive number of seconds, got {value!r}")
+        for name, value, least in (
+            ("max_workers", max_workers, 1),
+            ("max_finished_jobs", max_finished_jobs, 0),
+        ):
+            if type(value) is not int or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+        self.notes = ThrottledLog(log, log_interval, log_burst, log_limit)
         self.tokens = set(tokens)
         self.heartbeat_timeout = heartbeat_timeout
         self.availability_timeout = availability_timeout
+        self.forget_after = forget_after
+        self.max_finished_jobs = max_finished_jobs
         self.max_message_size = max_message_size
         limit = max(TRANSPORT_LIMIT, max_message_size)
         self.sockets = SocketManager(zmq, context or green_context, max_message_size=limit)
         self.sockets.ensure_and_bind("registry", zmq.ROUTER, address, zmq.POLLIN)
         self.address = self.sockets.addresses["registry"]
-        self.workers: dict[str, WorkerState] = {}
+        self.roster = Roster(max_workers, self.notes)
+        # the roster's own dicts, under the names the registry has always had
+        self.workers: dict[str, WorkerState] = self.roster.workers
+        self._by_identity: dict[bytes, str] = self.roster.by_identity
         self.jobs: dict[str, JobState] = {}
         self.skipped = 0
         self.ignored = 0
         self.refusals = 0
+        self.over_limit = 0
         self.stale = 0
         self.unknown_fields = 0
         self.revived = 0
-        self._by_identity: dict[bytes, str] = {}
+        self.pruned = 0
+        self._finished: collections.deque[str] = collections.deque()  # job ids, in the order they finished
         self._pending: collections.deque[str] = collections.deque()
         self._changed = gevent.event.Event()
         self._running = True
@@ -155,7 +201,8 @@ class Registry:
         Raises
         ------
         ValueError
-            when a value cannot travel as strict JSON, or ``job_id`` is already taken.
+            when a value cannot travel as strict JSON, or ``job_id`` is already taken
+            (in ``jobs``: the id of a finished job pruned from it may be used again).
         """
         job_id = uuid.uuid4().hex if job_id is None else check_text("job_id", job_id)
         if job_id in self.jobs:
@@ -205,7 +252,7 @@ class Registry:
         return True
 
     def all_final(self) -> bool:
-        """True when every submitted job is completed, failed or cancelled."""
+        """True when every submitted job is completed, failed or cancelled (pruned ones were)."""
         return all(job.status in FINAL for job in self.jobs.values())
 
     @property
@@ -213,11 +260,17 @@ class Registry:
         """True while the registry's loop runs."""
         return not self._loop.dead
 
+    @property
+    def forgotten(self) -> int:
+        """Offline workers forgotten so far (see ``forget_after`` and ``max_workers``)."""
+        return self.roster.forgotten
+
     def close(self) -> None:
-        """Stop the loop and close the ROUTER (linger 0)."""
+        """Stop the loop, log the summary of any log lines left out, close the ROUTER (linger 0)."""
         self._running = False
         self._loop.join(timeout=1)
         self._loop.kill()
+        self.notes.flush(force=True)
         self.sockets.close_all(linger=0)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -234,17 +287,26 @@ class Registry:
                         self._receive(*received)
                     except Exception:  # a bug here must not stop the registry: count it, say it once
                         self.skipped += 1
-                        log.exception("skipped a message that broke its handler")
-            self._check_workers()
-            self._check_requests()
+                        self.notes.log(
+                            logging.ERROR,
+                            received[0][0],
+                            "skipped",
+                            "skipped a message that broke its handler",
+                            exc_info=True,
+                        )
+            now = time.monotonic()
+            self._check_workers(now)
+            self._check_requests(now)
             self._dispatch()
+            self.notes.flush(now)
             self._changed.set()
 
     def _receive(self, frames: list[bytes], count: int) -> None:
         identity = frames[0]
+        note = self.notes.log
         if count != 2:
             self.skipped += 1
-            log.warning("skipped a message of %d frames from %r", count, identity[:32])
+            note(WARNING, identity, "skipped", "skipped a message of %d frames from %r", count, identity[:32])
             return
         data = None
         try:
@@ -252,20 +314,37 @@ class Registry:
             message, unknown = worker_message(data)
         except ProtocolError as error:
             self.skipped += 1
-            log.warning("skipped a malformed message from %r: %s", identity[:32], error)
+            note(
+                WARNING, identity, "skipped", "skipped a malformed message from %r: %s", identity[:32], error
+            )
             if data is not None and data["type"] == "register":
                 self._refuse(identity, f"malformed register: {error}")
             return
         if unknown:
             self.unknown_fields += len(unknown)
-            log.debug("ignored %d unknown field(s) of a %s: %s", len(unknown), data["type"], unknown)
+            note(
+                DEBUG,
+                identity,
+                "unknown fields",
+                "ignored %d unknown field(s) of a %s: %s",
+                len(unknown),
+                data["type"],
+                unknown,
+            )
         if message.type == "register":
             self._register(identity, message)
             return
         worker = self.workers.get(self._by_identity.get(identity, ""))
         if worker is None:
             self.ignored += 1  # refused, or never registered: nothing is accepted
-            log.warning("ignored a %s from %r, a peer that is not registered", message.type, identity[:32])
+            note(
+                WARNING,
+                identity,
+                "ignored",
+                "ignored a %s from %r, a peer that is not registered",
+                message.type,
+                identity[:32],
+            )
             return
         self._handle(worker, message)
 
@@ -276,46 +355,53 @@ class Registry:
     def _register(self, identity: bytes, message: WorkerMessage) -> None:
         if message.token not in self.tokens:
             self.refusals += 1
-            log.warning("refused a register from %r: invalid auth token", identity[:32])
-            self._by_identity.pop(identity, None)
+            self.notes.log(
+                WARNING, identity, "refusals", "refused a register from %r: invalid auth token", identity[:32]
+            )
+            held = self.roster.held_by(identity)
+            if held is not None:  # the connection is no longer trusted: its worker is gone
+                if held.online:
+                    self._lose(held, "its connection sent an invalid auth token")
+                self.roster.forget(held)
             self._refuse(identity, "invalid auth token")
             return
-        worker_id = message.worker_id or ""
-        worker = self.workers.get(worker_id) if worker_id else None
-        if worker is not None and worker.online and worker.identity != identity:
-            # that id belongs to a live worker on another connection: this peer gets its own
-            log.warning("register presented the id of live worker %s: a fresh id is given", worker_id)
-            worker, worker_id = None, ""
-        if worker is None:
-            worker_id = worker_id if worker_id and worker_id not in self.workers else uuid.uuid4().hex
-            worker = WorkerState(
-                worker_id=worker_id,
-                identity=identity,
-                agent_name=message.agent_name or "",
-                load_threshold=message.load_threshold or 0.75,
-                max_processes=message.max_processes or 1,
+        try:
+            worker, revived = self.roster.admit(identity, message)
+        except Refused as refusal:
+            self.over_limit += 1
+            self.notes.log(
+                WARNING, identity, "over_limit", "refused a register from %r: %s", identity[:32], refusal
             )
-            self.workers[worker_id] = worker
-        else:  # a reconnecting worker keeps its id
-            if not worker.online:
-                self.revived += 1
-                log.warning("worker %s is back, on a new connection", worker_id)
-            self._by_identity.pop(worker.identity, None)
-            worker.identity = identity
-            worker.status, worker.draining = IDLE, False
-        worker.last_seen = time.monotonic()
-        self._by_identity[identity] = worker_id
-        reply = ServerMessage(type="register", success=True, worker_id=worker_id).dict()
+            self._refuse(identity, str(refusal))
+            return
+        if revived:
+            self.revived += 1
+            self.notes.log(
+                WARNING, identity, "revived", "worker %s is back: it registered again", worker.worker_id
+            )
+        reply = ServerMessage(type="register", success=True, worker_id=worker.worker_id).dict()
         reply["payload"] = {"registry": "agentzero", "heartbeat_timeout": self.heartbeat_timeout}
         self._send(worker, reply)
-        log.info("worker %s registered (%s)", worker_id, worker.agent_name)
+        self.notes.log(
+            INFO,
+            identity,
+            "registered",
+            "worker %s registered (%s)",
+            worker.worker_id,
+            worker.agent_name,
+        )
 
     def _handle(self, worker: WorkerState, message: Any) -> None:
         kind = message.type
         if kind == "status_update" and message.worker_id not in (None, "", worker.worker_id):
             self.skipped += 1
-            log.warning(
-                "skipped a status_update from %s naming worker %r", worker.worker_id, message.worker_id
+            self.notes.log(
+                WARNING,
+                worker.identity,
+                "skipped",
+                "skipped a status_update from %s naming worker %r",
+                worker.worker_id,
+                message.worker_id,
             )
             return
         worker.last_seen = time.monotonic()
@@ -323,7 +409,7 @@ class Registry:
             # it was lost (silent past the heartbeat timeout) and speaks again: take it back
             worker.status = IDLE
             self.revived += 1
-            log.warning("worker %s is back", worker.worker_id)
+            self.notes.log(WARNING, worker.identity, "revived", "worker %s is back", worker.worker_id)
         if kind == "ping":
             self._send(worker, WorkerPong(timestamp=message.timestamp).dict())
         elif kind == "status_update":
@@ -350,116 +436,17 @@ class Registry:
             busy = worker.job_count > 0 or status == BUSY
             worker.status = BUSY if busy else IDLE
 
-    def _job_of(self, worker: WorkerState, message: Any) -> Optional[JobState]:
-        job = self.jobs.get(message.job_id)
-        if job is None:
-            self.skipped += 1
-            log.warning(
-                "skipped a %s from %s for unknown job %r", message.type, worker.worker_id, message.job_id
-            )
-            return None
-        if job.worker_id != worker.worker_id:
-            self.stale += 1  # a late answer about a job that moved on, or another worker's job
-            log.debug(
-                "ignored a %s from %s about job %s, not its job", message.type, worker.worker_id, job.job_id
-            )
-            return None
-        return job
-
-    def _availability_response(self, worker: WorkerState, message: AvailabilityResponse) -> None:
-        job = self._job_of(worker, message)
-        if job is None:
-            return
-        if job.status != ASSIGNING or job.job_id not in worker.asking:
-            self.stale += 1
-            log.debug("ignored a late availability_response from %s for job %s", worker.worker_id, job.job_id)
-            return
-        worker.asking.discard(job.job_id)
-        if message.available:
-            self._assign(worker, job)
-        else:
-            log.debug("worker %s refused job %s: %s", worker.worker_id, job.job_id, message.error)
-            self._requeue(job, tried=worker.worker_id)
-
-    def _job_update(self, worker: WorkerState, message: JobUpdate) -> None:
-        job = self._job_of(worker, message)
-        if job is None or job.status in FINAL:
-            return
-        status = message.status
-        if status in FINAL and job.job_id in worker.running:
-            job.status, job.error = status, message.error
-            worker.running.discard(job.job_id)
-            if status == COMPLETED:
-                worker.completed += 1
-            elif status == FAILED:
-                worker.failed += 1
-        elif status == "error":
-            job.error = message.error
-
-    # -- dispatching ----------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        while self._pending:
-            job = self.jobs[self._pending[0]]
-            able = [worker for worker in self.workers.values() if worker.can_take()]
-            if not able:
-                return  # every worker is busy, at its threshold or offline: wait
-            # skip the workers that refused this job, unless all of them did: then ask again
-            candidates = [worker for worker in able if worker.worker_id not in job.tried] or able
-            worker = min(candidates, key=lambda w: (len(w.running) + len(w.asking), w.load))
-            self._pending.popleft()
-            job.status, job.worker_id, job.asked_at = ASSIGNING, worker.worker_id, time.monotonic()
-            worker.asking.add(job.job_id)
-            request = AvailabilityRequest(
-                job_id=job.job_id, job_type=job.job_type, agent_name=worker.agent_name
-            )
-            self._send(worker, request.dict())
-
-    def _assign(self, worker: WorkerState, job: JobState) -> None:
-        job.status = RUNNING
-        job.history.append(worker.worker_id)
-        worker.running.add(job.job_id)
-        worker.peak = max(worker.peak, len(worker.running))
-        assignment = JobAssignment(
-            job_id=job.job_id,
-            job_type=job.job_type,
-            agent_name=worker.agent_name,
-            token=uuid.uuid4().hex,
-            metadata=job.metadata,
-        )
-        self._send(worker, assignment.dict())
-
-    def _requeue(self, job: JobState, tried: Optional[str] = None, lost: bool = False) -> None:
-        if tried:
-            job.tried.add(tried)
-        if lost:
-            job.requeued += 1
-            job.tried.clear()
-        job.status, job.worker_id = PENDING, None
-        self._pending.appendleft(job.job_id) if lost else self._pending.append(job.job_id)
-
-    def _check_requests(self) -> None:
-        now = time.monotonic()
+    def _check_workers(self, now: float) -> None:
+        forget = None
         for worker in self.workers.values():
-            for job_id in list(worker.asking):
-                job = self.jobs[job_id]
-                if now - job.asked_at > self.availability_timeout:
-                    worker.asking.discard(job_id)
-                    self._requeue(job, tried=worker.worker_id)
-
-    def _check_workers(self) -> None:
-        now = time.monotonic()
-        for worker in self.workers.values():
-            if worker.online and now - worker.last_seen > self.heartbeat_timeout:
-                self._lose(worker, f"silent for {now - worker.last_seen:.1f}s")
-
-    def _lose(self, worker: WorkerState, why: str) -> None:
-        worker.status = OFFLINE
-        log.warning("worker %s offline: %s", worker.worker_id, why)
-        for job_id in list(worker.running) + list(worker.asking):
-            self._requeue(self.jobs[job_id], lost=True)
-        worker.running.clear()
-        worker.asking.clear()
+            if worker.online:
+                if now - worker.last_seen > self.heartbeat_timeout:
+                    self._lose(worker, f"silent for {now - worker.last_seen:.1f}s")
+            elif now - worker.last_seen > self.forget_after:
+                forget = forget or []
+                forget.append(worker)
+        for worker in forget or ():
+            self.roster.forget(worker)
 
     def _send(self, worker: WorkerState, data: dict) -> None:
         send_to(self.sockets.sockets["registry"], worker.identity, encode(data))
