@@ -137,6 +137,7 @@ class ZMQPubHandler(logging.Handler):
         self.owner = _thread_ident()
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._count_lock = _allocate_lock()
+        self._queue_lock = _allocate_lock()  # other threads' check-and-append; never held while waiting
         self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
         self._emitter: Any = None  # the greenlet that publishes while ``_emitting``
         self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
@@ -161,6 +162,31 @@ class ZMQPubHandler(logging.Handler):
         if record.levelno == logging.ERROR:
             return self._error_formatter.format(record)
         return self._default_formatter.format(record)
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Emit ``record`` if the filters let it through, *without* holding the handler's lock.
+
+        :class:`logging.Handler` holds its lock around :meth:`emit`, so a thread
+        that logged while the owner waited for its socket (see ``timeout``)
+        waited as long. :meth:`emit` needs no lock: only the owner thread
+        touches the socket, and other threads only queue their records.
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            the record to emit
+
+        Returns
+        -------
+        bool or logging.LogRecord
+            what the filters returned: false when the record was filtered out.
+        """
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12: a filter may hand back another record
+            record = passed
+        if passed:
+            self.emit(record)
+        return passed
 
     def emit(self, record: logging.LogRecord) -> None:
         if _thread_ident() != self.owner:
@@ -262,7 +288,13 @@ class ZMQPubHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        self._pending.append(payload)
+        with self._queue_lock:  # threads log at once (no handler lock): keep max_pending exact
+            queued = not self._closed and len(self._pending) < self.max_pending
+            if queued:
+                self._pending.append(payload)
+        if not queued:
+            self._count_dropped(1)
+            return
         wake = self._wake
         if wake is not None:
             try:

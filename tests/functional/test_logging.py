@@ -431,6 +431,77 @@ def test_a_greenlet_logging_while_another_waits_to_publish_is_next_in_line(logge
         context.destroy(linger=0)
 
 
+def test_another_thread_never_waits_while_the_owner_waits_to_publish(zmq_module, logger_name):
+    # logging.Handler.handle held the handler's lock around emit: a thread that logged while
+    # the owner waited for a full socket (``timeout``) waited as long, though "other threads never wait"
+    import threading
+
+    if zmq_module not in (zmq, zmq.green):
+        pytest.skip("the asyncio handler never waits in emit")
+    context = zmq_module.Context()
+    manager = SocketManager(zmq_module, context)
+    reader = SocketManager(zmq, context) if zmq_module is zmq else manager
+    address = f"inproc://{uuid.uuid4().hex}"
+    try:
+        reader.create("pull", zmq_module.PULL)
+        reader.set_socket_option("pull", zmq.RCVHWM, 1)
+        reader.bind("pull", address, zmq.POLLIN)
+        manager.create("push", zmq_module.PUSH)
+        manager.set_socket_option("push", zmq.SNDHWM, 1)
+        manager.connect("push", address, zmq.POLLOUT)
+        filled = 0
+        while manager.send_safe("push", "filler", timeout=0):
+            filled += 1
+            assert filled < 100, "the PUSH socket never filled up"
+        handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        took: list[float] = []
+
+        def log_meanwhile() -> None:
+            time.sleep(0.2)  # the owner waits by then
+            started = time.monotonic()
+            logger.info("from another thread, meanwhile")
+            took.append(time.monotonic() - started)
+
+        received: list = []
+
+        def read_later() -> None:
+            manager_sleep(1.5)  # the owner waits that long for room
+            received.extend(reader.recv_safe("pull", timeout=5) for _ in range(filled))
+            received.extend(reader.recv_event_safe("pull", timeout=5) for _ in range(2))
+
+        if zmq_module is zmq:
+            manager_sleep = time.sleep
+            drain = threading.Thread(target=read_later)
+        else:
+            import gevent
+
+            manager_sleep = gevent.sleep
+            drain = gevent.spawn(read_later)
+        other = threading.Thread(target=log_meanwhile)
+        other.start()
+        if zmq_module is zmq:
+            drain.start()
+        logger.info("from the owner, waits for room")
+        other.join(timeout=10)
+        drain.join(timeout=10)
+        assert took and took[0] < 0.5, f"another thread's record waited {took} s for the owner's publish"
+        events = received[filled:]
+        assert all(event is not None for event in events), f"not published: {received!r}"
+        texts = [event.data["msg"] for event in events]
+        assert "from the owner" in texts[0] and "from another thread" in texts[1]
+        assert (handler.pending, handler.dropped) == (0, 0)
+        logger.removeHandler(handler)
+        handler.close()
+    finally:
+        if reader is not manager:
+            reader.close_all(linger=0)
+        manager.close_all(linger=0)
+        context.destroy(linger=0)
+
+
 def test_handler_arguments_are_checked(manager):
     with pytest.raises(ValueError, match="timeout"):
         ZMQPubHandler(manager, "logs", timeout=float("nan"))
