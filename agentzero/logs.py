@@ -203,7 +203,12 @@ class ZMQPubHandler(logging.Handler):
         try:
             if self._pending:
                 self._publish_pending()
-            self._publish(self._payload(record))
+            try:
+                payload = self._payload(record)
+            except Exception:  # a record its own arguments cannot format: reported below
+                self._count_dropped(1)
+                raise
+            self._publish(payload)
             if self._pending:  # what other greenlets logged while this publish waited
                 self._publish_pending()
         except Exception:
@@ -286,6 +291,7 @@ class ZMQPubHandler(logging.Handler):
         try:
             payload = self._payload(record)
         except Exception:
+            self._count_dropped(1)
             self.handleError(record)
             return
         with self._queue_lock:  # threads log at once (no handler lock): keep max_pending exact

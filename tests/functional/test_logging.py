@@ -143,6 +143,28 @@ def test_emit_does_not_recurse(zmq_module, context, logger_name):
         assert handler.dropped == 1
 
 
+@pytest.mark.parametrize("where", ["owner", "another thread"])
+def test_a_record_that_cannot_be_formatted_is_counted_as_dropped(logs, logger_name, capsys, where):
+    # "dropped counts every record that was not published": a bad %-format was reported but not counted
+    import threading
+
+    logger = logs.get_logger("logs", logger_name=logger_name)
+    logger.propagate = False  # pytest's own capture handler raises on a bad format
+    handler = logger.handlers[0]
+    if where == "owner":
+        logger.info("%d items", "not a number")
+    else:
+        other = threading.Thread(target=logger.info, args=("%d items", "not a number"))
+        other.start()
+        other.join(timeout=10)
+    assert "--- Logging error ---" in capsys.readouterr().err  # reported by handleError, as before
+    assert (handler.dropped, handler.pending) == (1, 0)
+    logger.info("fine")
+    handler.flush()
+    assert received_texts(logs, 1) == ["fine"]
+    assert handler.dropped == 1
+
+
 def test_records_after_close_are_dropped_quietly(logs, logger_name, capsys):
     logger = logs.get_logger("logs", logger_name=logger_name)
     handler = logger.handlers[0]
