@@ -236,8 +236,10 @@ class ZMQPubHandler(logging.Handler):
                 self.flush()
             except Exception:  # noqa: S110 - closing must go on; flush already counted what it dropped
                 pass
-            self._closed = True
-            self._count_dropped(_drain(self._pending))
+            with self._queue_lock:  # no thread queues a record after the drain, uncounted
+                self._closed = True
+                left = _drain(self._pending)
+            self._count_dropped(left)
             if self._wake is not None and _thread_ident() == self.owner:
                 wake, self._wake = self._wake, None
                 try:
