@@ -524,6 +524,51 @@ def test_another_thread_never_waits_while_the_owner_waits_to_publish(zmq_module,
         context.destroy(linger=0)
 
 
+def test_closing_while_a_publish_waits_publishes_what_was_queued_before(logger_name):
+    # close() "publishes what is queued": while another greenlet's publish waited for room it
+    # dropped the queue instead; now that publish sends it when it ends, and later records drop
+    import gevent
+    import zmq.green
+
+    context = zmq.green.Context()
+    manager = SocketManager(zmq.green, context)
+    try:
+        manager.create("pull", zmq.green.PULL)
+        manager.set_socket_option("pull", zmq.RCVHWM, 1)
+        manager.bind("pull", "inproc://closing-while-waiting", zmq.POLLIN)
+        manager.create("push", zmq.green.PUSH)
+        manager.set_socket_option("push", zmq.SNDHWM, 1)
+        manager.connect("push", "inproc://closing-while-waiting", zmq.POLLOUT)
+        filled = 0
+        while manager.send_safe("push", "filler", timeout=0):
+            filled += 1
+            assert filled < 100, "the PUSH socket never filled up"
+        handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
+        logger = logging.getLogger(logger_name)
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        first = gevent.spawn(logger.info, "first, waits for room")
+        gevent.sleep(0.05)
+        assert not first.ready(), "the first record did not wait for the full socket"
+        gevent.spawn(logger.info, "second, queued behind it").join(timeout=1)
+        assert handler.pending == 1
+        handler.close()  # returns at once: the waiting publish sends what was queued
+        logger.info("third, after close")
+        assert [manager.recv_safe("pull", timeout=5) for _ in range(filled)] == ["filler"] * filled
+        events = [manager.recv_event_safe("pull", timeout=5) for _ in range(2)]
+        first.join(timeout=5)
+        assert all(event is not None for event in events), events
+        messages = [event.data["msg"] for event in events]
+        assert "first, waits" in messages[0] and "second, queued" in messages[1]
+        assert manager.recv_event_safe("pull", timeout=0.2) is None
+        assert (handler.pending, handler.dropped) == (0, 1)  # only the record logged after close
+        logger.removeHandler(handler)
+    finally:
+        manager.close_all(linger=0)
+        context.destroy(linger=0)
+
+
 def test_handler_arguments_are_checked(manager):
     with pytest.raises(ValueError, match="timeout"):
         ZMQPubHandler(manager, "logs", timeout=float("nan"))
