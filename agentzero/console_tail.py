@@ -33,6 +33,8 @@ from agentzero.serializers import JSON, MSGPACK, BaseSerializer
 
 #: ``--serializer`` name -> serializer class
 SERIALIZERS: dict[str, type[BaseSerializer]] = {"json": JSON, "msgpack": MSGPACK}
+#: the largest ``--max-size``: libzmq's ``MAXMSGSIZE`` is a signed 64-bit int
+MAX_SIZE = 2**63 - 1
 #: the default ``--max-size``, in bytes
 DEFAULT_MAX_SIZE = 1024 * 1024
 #: containers nested deeper than this are shown as :data:`TOO_DEEP`
@@ -291,6 +293,8 @@ def _positive_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_SIZE}, got {value}")
     return value
 
 

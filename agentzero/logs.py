@@ -137,10 +137,13 @@ class ZMQPubHandler(logging.Handler):
         self.owner = _thread_ident()
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._count_lock = _allocate_lock()
+        self._queue_lock = _allocate_lock()  # other threads' check-and-append; never held while waiting
         self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
         self._emitter: Any = None  # the greenlet that publishes while ``_emitting``
         self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
-        self._closed = False
+        self._closed = False  # logging.Handler.close() sets it too
+        self._closing = False  # close() was called: no record is accepted any more
+        self._shut = False  # closed for good: nothing is published any more
         self._wake = _green_wake(manager, self._wake_up)
         self._default_formatter = _utc_formatter(DEFAULT_FORMAT)
         self._error_formatter = _utc_formatter(ERROR_FORMAT)
@@ -162,9 +165,37 @@ class ZMQPubHandler(logging.Handler):
             return self._error_formatter.format(record)
         return self._default_formatter.format(record)
 
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Emit ``record`` if the filters let it through, *without* holding the handler's lock.
+
+        :class:`logging.Handler` holds its lock around :meth:`emit`, so a thread
+        that logged while the owner waited for its socket (see ``timeout``)
+        waited as long. :meth:`emit` needs no lock: only the owner thread
+        touches the socket, and other threads only queue their records.
+
+        Parameters
+        ----------
+        record : logging.LogRecord
+            the record to emit
+
+        Returns
+        -------
+        bool or logging.LogRecord
+            what the filters returned: false when the record was filtered out.
+        """
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12: a filter may hand back another record
+            record = passed
+        if passed:
+            self.emit(record)
+        return passed
+
     def emit(self, record: logging.LogRecord) -> None:
         if _thread_ident() != self.owner:
             self._hand_over(record)
+            return
+        if self._closing:  # close() was called; a waiting publish still sends what came before
+            self._count_dropped(1)
             return
         if self._emitting:
             if _current_greenlet() is self._emitter:
@@ -177,7 +208,12 @@ class ZMQPubHandler(logging.Handler):
         try:
             if self._pending:
                 self._publish_pending()
-            self._publish(self._payload(record))
+            try:
+                payload = self._payload(record)
+            except Exception:  # a record its own arguments cannot format: reported below
+                self._count_dropped(1)
+                raise
+            self._publish(payload)
             if self._pending:  # what other greenlets logged while this publish waited
                 self._publish_pending()
         except Exception:
@@ -185,6 +221,8 @@ class ZMQPubHandler(logging.Handler):
         finally:
             self._emitting = False
             self._emitter = None
+            if self._closing:
+                self._finish_closing()
 
     def flush(self) -> None:
         """Publish the records other threads queued; only the owner thread does (elsewhere: nothing)."""
@@ -197,16 +235,25 @@ class ZMQPubHandler(logging.Handler):
         finally:
             self._emitting = False
             self._emitter = None
+            if self._closing:
+                self._finish_closing()
 
     def close(self) -> None:
-        """Publish what is queued (from the owner thread), then drop every later record."""
-        if not self._closed:
+        """Publish what is queued (from the owner thread), then drop every later record.
+
+        Called while another greenlet of the owner thread waits to publish (a
+        ``timeout``), it returns at once: that publish sends what was queued
+        before, then the handler is closed.
+        """
+        if not self._closing:
             try:
                 self.flush()
             except Exception:  # noqa: S110 - closing must go on; flush already counted what it dropped
                 pass
-            self._closed = True
-            self._count_dropped(_drain(self._pending))
+            with self._queue_lock:
+                self._closing = True  # no record is queued from now on
+            if not (self._emitting and _thread_ident() == self.owner):
+                self._finish_closing()
             if self._wake is not None and _thread_ident() == self.owner:
                 wake, self._wake = self._wake, None
                 try:
@@ -215,11 +262,18 @@ class ZMQPubHandler(logging.Handler):
                     pass
         super().close()
 
+    def _finish_closing(self) -> None:
+        """Drop (and count) what is still queued; from now on every record is dropped."""
+        with self._queue_lock:  # no thread queues a record after the drain, uncounted
+            self._shut = self._closed = True
+            left = _drain(self._pending)
+        self._count_dropped(left)
+
     # -- the owner thread -------------------------------------------------------------------
 
     def _publish(self, payload: dict[str, Any]) -> None:
         manager = self.manager
-        if self._closed or self.socket_name not in manager.sockets:
+        if self._shut or self.socket_name not in manager.sockets:
             self._count_dropped(1)
             return
         try:
@@ -246,7 +300,7 @@ class ZMQPubHandler(logging.Handler):
 
     def _wake_up(self) -> None:
         """Run in the owner's gevent hub when another thread queued records: publish them from a greenlet."""
-        if self._pending and not self._closed:
+        if self._pending and not self._closing:
             import gevent
 
             gevent.spawn(self.flush)
@@ -254,15 +308,22 @@ class ZMQPubHandler(logging.Handler):
     # -- any thread -------------------------------------------------------------------------
 
     def _hand_over(self, record: logging.LogRecord) -> None:
-        if self._closed or len(self._pending) >= self.max_pending:
+        if self._closing or len(self._pending) >= self.max_pending:
             self._count_dropped(1)
             return
         try:
             payload = self._payload(record)
         except Exception:
+            self._count_dropped(1)
             self.handleError(record)
             return
-        self._pending.append(payload)
+        with self._queue_lock:  # threads log at once (no handler lock): keep max_pending exact
+            queued = not self._closing and len(self._pending) < self.max_pending
+            if queued:
+                self._pending.append(payload)
+        if not queued:
+            self._count_dropped(1)
+            return
         wake = self._wake
         if wake is not None:
             try:

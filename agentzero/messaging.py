@@ -263,6 +263,9 @@ class Messaging(WaitingCalls, Sockets):
         DeserializationError
             when the message is not ``[topic, payload]`` or the payload cannot be
             deserialized; it is consumed and the next one is received normally.
+        MessageTooLarge
+            (a :class:`DeserializationError`) when the message, whatever its
+            frames, exceeds the socket's ``max_message_size``; it is dropped.
         SocketClosed
             when the socket is closed while waiting.
         """
@@ -297,11 +300,13 @@ class Messaging(WaitingCalls, Sockets):
             second = None
         if record.waiters:
             self._waiting.after_operation(record)
+        limit = record.max_size
         if second is None:
+            if limit is not None and len(first) > limit:  # keep no more than the cap, as for 2 frames
+                raise MessageTooLarge([first[:limit]], len(first), limit, name)
             raise DeserializationError([first], "expected 2 frames [topic, data], got 1", name)
         topic_frame = first
         payload = second
-        limit = record.max_size
         if limit is not None and len(topic_frame) + len(payload) > limit:
             raise MessageTooLarge(
                 [topic_frame[:limit], payload[:limit]], len(topic_frame) + len(payload), limit, name

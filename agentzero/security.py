@@ -80,7 +80,15 @@ class Security(Sockets):
                 raise ValueError("make_curve_client needs the secret key that goes with public_key")
             public_key, secret_key = zmq.curve_keypair()
         secret = _curve_key("secret_key", secret_key)
-        public = _curve_key("public_key", public_key) if public_key is not None else zmq.curve_public(secret)
+        if public_key is not None:
+            public = _curve_key("public_key", public_key)
+        else:
+            try:
+                public = zmq.curve_public(secret)
+            except zmq.ZMQError as exc:  # 40 characters, but not all of them Z85
+                raise ValueError(
+                    f"secret_key is not a Z85 CURVE key ({exc.strerror}), got {secret!r}"
+                ) from None
         self.set_socket_option(name, zmq.CURVE_SERVERKEY, _curve_key("server_public_key", server_public_key))
         self.set_socket_option(name, zmq.CURVE_PUBLICKEY, public)
         self.set_socket_option(name, zmq.CURVE_SECRETKEY, secret)
@@ -128,7 +136,11 @@ class Security(Sockets):
 
 
 def _curve_key(name: str, key: Any) -> bytes:
-    key = key.encode("ascii") if isinstance(key, str) else key
+    if isinstance(key, str):
+        try:
+            key = key.encode("ascii")
+        except UnicodeEncodeError:  # Z85 is ASCII: refused below, naming the key
+            pass
     if not isinstance(key, bytes) or len(key) not in (32, 40):
         raise ValueError(f"{name} must be a 40-character Z85 CURVE key or 32 raw bytes, got {key!r}")
     return key

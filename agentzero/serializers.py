@@ -26,12 +26,36 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from typing import Any, Callable, Iterable
 
 import msgpack
-import orjson
 
 from agentzero.errors import DeserializationError, SerializationError
+
+
+def _hold_signals() -> Any:
+    """Block, in this thread, the signals that have a Python handler; return the mask to restore.
+
+    orjson does not check the imports its initialisation makes: an exception a
+    signal handler raises there (Ctrl-C's ``KeyboardInterrupt``) crashes the
+    interpreter with a segmentation fault. Held back while orjson is imported,
+    the signal is delivered right after, where it is an ordinary exception.
+    """
+    block = getattr(signal, "pthread_sigmask", None)  # not on Windows
+    if block is None:
+        return None
+    handled = {number for number in signal.valid_signals() if callable(signal.getsignal(number))}
+    return block(signal.SIG_BLOCK, handled) if handled else None
+
+
+_held = _hold_signals()
+try:
+    import orjson
+finally:
+    if _held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, _held)
+del _held
 
 #: The deepest nesting of lists and dicts (maps and arrays) a serializer packs
 #: or unpacks: orjson's own limit when packing, so everything received can be sent back.

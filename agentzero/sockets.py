@@ -215,14 +215,17 @@ class Sockets(ManagerState):
         SocketOptionError
             when libzmq refuses the option or its value, or the value does not
             fit the option (e.g. text for a number, a number over libzmq's
-            ``int``); nothing is changed or recorded.
+            ``int``, text UTF-8 cannot encode); nothing is changed or recorded.
         SocketClosed
             when the socket was closed behind the manager's back.
         """
         record = self.get_record(name)
         socket = record.socket
         if isinstance(value, str) and option != zmq.HWM:
-            value = value.encode("utf-8")
+            try:
+                value = value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate
+                raise SocketOptionError(name, _option_name(option), value, exc) from None
         if option in (zmq.SUBSCRIBE, zmq.UNSUBSCRIBE) and record.socket_type not in _SUBSCRIBERS:
             raise WrongSocketType(name, record.type_name, "subscribing to a topic", "SUB")
         try:
@@ -273,9 +276,14 @@ class Sockets(ManagerState):
             when the socket is not a SUB socket.
         TypeError
             when ``topic`` is neither text nor bytes.
+        SocketOptionError
+            when ``topic`` is text that UTF-8 cannot encode (a lone surrogate).
         """
         if isinstance(topic, str):
-            topic_bytes = topic.encode("utf-8")
+            try:
+                topic_bytes = topic.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate
+                raise SocketOptionError(name, "SUBSCRIBE", topic, exc) from None
         elif isinstance(topic, (bytes, bytearray, memoryview)):
             topic_bytes = bytes(topic)
         else:

@@ -143,6 +143,7 @@ def test_tail_prints_what_a_log_handler_publishes(sockets, ipc_dir, as_json):
         (["tail", "ipc:///tmp/x", "--serializer", "yaml"], "'yaml'"),
         (["tail", "ipc:///tmp/x", "--max-size", "0"], "must be >= 1"),
         (["tail", "ipc:///tmp/x", "--max-size", "lots"], "'lots'"),
+        (["tail", "ipc:///tmp/x", "--max-size", "9223372036854775808"], "<="),  # over libzmq's int64
         (["tail", "ipc:///tmp/x", "--count", "-3"], "must be >= 0"),
         (["tail", "ipc:///tmp/x", "--color", "rainbow"], "'rainbow'"),
         (["tail", "bogus://\x1b[2J\nsecond line"], "bogus://\\x1b[2J\\nsecond line"),

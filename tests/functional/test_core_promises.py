@@ -21,6 +21,7 @@ import zmq.green
 
 from agentzero.core import SocketManager
 from agentzero.errors import (
+    DeserializationError,
     MessageTooLarge,
     SocketBindError,
     SocketClosed,
@@ -248,6 +249,25 @@ def test_max_message_size_caps_a_multipart_message_and_memory_stays_bounded(zmq_
             manager.ensure_and_bind("events", zmq_module.SUB, f"inproc://{uuid.uuid4().hex}", zmq.POLLIN)
         finally:
             sender.close(linger=0)
+
+
+def test_an_oversized_one_frame_event_is_too_large_and_keeps_no_more_than_the_limit(manager, zmq_module):
+    # recv_event_safe refused it as "got 1 frame" with the whole payload as raw: past the cap
+    address = f"inproc://{uuid.uuid4().hex}"
+    manager.ensure_and_bind("in", zmq_module.PULL, address, zmq.POLLIN)
+    manager.set_socket_option("in", zmq.MAXMSGSIZE, 64)
+    manager.ensure_and_connect("out", zmq_module.PUSH, address, zmq.POLLOUT)
+    assert manager.send_safe("out", "x" * 10_000)  # one frame, no topic
+    with pytest.raises(MessageTooLarge) as caught:
+        manager.recv_event_safe("in", timeout=5)
+    assert caught.value.size == 10_002 and caught.value.limit == 64
+    assert sum(len(frame) for frame in caught.value.raw) <= 64
+    assert manager.publish_safe("out", "topic", "next")
+    assert manager.recv_event_safe("in", timeout=5) == (b"topic", "next")
+    assert manager.send_safe("out", "small")  # under the cap, one frame is still the frame error
+    with pytest.raises(DeserializationError, match="expected 2 frames") as caught:
+        manager.recv_event_safe("in", timeout=5)
+    assert not isinstance(caught.value, MessageTooLarge)
 
 
 # -- loggers are detached when their socket closes ---------------------------------------------

@@ -15,6 +15,7 @@ import zmq
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.errors import DeserializationError
 from agentzero.waiting import GREEN_FALLBACK_SLICE
 from tests.conftest import terminate
 
@@ -280,3 +281,54 @@ def test_a_green_manager_used_from_another_thread_says_so(green):
     assert len(caught) == 1 and isinstance(caught[0], RuntimeError)
     assert "thread that created it" in str(caught[0])
     assert green.recv_safe("in", timeout=0.01) is None  # the owner's manager still works
+
+
+@pytest.mark.parametrize(
+    "call, refused",
+    [
+        ("recv_safe", [b"1", b"2", b"3"]),  # too many frames
+        ("recv_safe", [b"x" * 50, b"y" * 50]),  # too large, over two frames
+        ("recv_safe", [b"x" * 100]),  # too large, one frame
+        ("recv_event_safe", [b"t", b"a", b"b"]),  # too many frames
+        ("recv_event_safe", [b"t", b"x" * 100]),  # too large
+        ("recv_event_safe", [b"x" * 100]),  # one frame, too large
+        ("recv_event_safe", [b"x"]),  # one frame
+    ],
+    ids=["frames", "large-frames", "large", "event-frames", "event-large", "event-one-large", "event-one"],
+)
+def test_a_refused_message_still_wakes_a_waiting_greenlet(call, refused):
+    # This greenlet reads the refused message without waiting, which consumes the FD's edge
+    # for both messages: the receive must wake the waiter (after_operation) on its error path
+    # too, or the waiter sleeps a whole fallback slice before it sees the good message.
+    context = zmq.green.Context()
+    sockets = SocketManager(zmq.green, context, timeout=10, max_message_size=64)
+    sender = context.socket(zmq.green.PUSH)
+    sender.setsockopt(zmq.LINGER, 0)
+    try:
+        address = _inproc()
+        sockets.ensure_and_bind("in", zmq.green.PULL, address, zmq.POLLIN)
+        sender.connect(address)
+        received: list = []
+
+        def wait_for_one() -> None:
+            received.append(getattr(sockets, call)("in", timeout=8, polling_timeout=5000))
+            received.append(time.monotonic())
+
+        waiter = gevent.spawn(wait_for_one)
+        gevent.sleep(0.1)
+        assert len(sockets.get_record("in").waiters) == 1
+        good = [b"topic", b'"good"'] if call == "recv_event_safe" else [b'"good"']
+        sender.send_multipart(refused)
+        sender.send_multipart(good)
+        with pytest.raises(DeserializationError):
+            getattr(sockets, call)("in", timeout=0)
+        refused_at = time.monotonic()
+        waiter.join(timeout=8)
+        assert received, "the waiting greenlet got nothing"
+        assert received[0] == ("good" if call == "recv_safe" else (b"topic", "good"))
+        slept = received[1] - refused_at
+        assert slept < GREEN_FALLBACK_SLICE / 2, f"the waiter slept {slept:.2f} s after the refused message"
+    finally:
+        sender.close(linger=0)
+        sockets.close_all(linger=0)
+        terminate(context)

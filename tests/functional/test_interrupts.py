@@ -115,3 +115,40 @@ def _tail(stream, size: int | None = 2000) -> str:
     stream.seek(0)
     text = stream.read()
     return text if size is None else text[-size:]
+
+
+TRIP = r"""
+import os, signal, sys
+
+class Trip:
+    '''When orjson's initialisation imports a module, a real Ctrl-C arrives, as a user's may.'''
+
+    def find_spec(self, name, path=None, target=None):
+        imported = ("dataclasses", "uuid", "datetime", "json", "enum", "zoneinfo")
+        if "orjson" in sys.modules and name in imported:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Trip())
+try:
+    import agentzero
+except KeyboardInterrupt:
+    print("interrupted", "orjson" in sys.modules, flush=True)
+    sys.exit(0)
+print("not interrupted", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_ctrl_c_while_orjson_initialises_is_a_keyboard_interrupt_not_a_crash(tmp_path):
+    # orjson does not check the imports its initialisation makes: a KeyboardInterrupt raised
+    # in one crashed the interpreter (SIGSEGV), so Ctrl-C right after starting 'agentzero tail'
+    # dumped core about one time in three
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", TRIP], capture_output=True, text=True, timeout=30, cwd=tmp_path
+        )
+        assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+        assert done.stdout == "interrupted True\n"

@@ -143,6 +143,28 @@ def test_emit_does_not_recurse(zmq_module, context, logger_name):
         assert handler.dropped == 1
 
 
+@pytest.mark.parametrize("where", ["owner", "another thread"])
+def test_a_record_that_cannot_be_formatted_is_counted_as_dropped(logs, logger_name, capsys, where):
+    # "dropped counts every record that was not published": a bad %-format was reported but not counted
+    import threading
+
+    logger = logs.get_logger("logs", logger_name=logger_name)
+    logger.propagate = False  # pytest's own capture handler raises on a bad format
+    handler = logger.handlers[0]
+    if where == "owner":
+        logger.info("%d items", "not a number")
+    else:
+        other = threading.Thread(target=logger.info, args=("%d items", "not a number"))
+        other.start()
+        other.join(timeout=10)
+    assert "--- Logging error ---" in capsys.readouterr().err  # reported by handleError, as before
+    assert (handler.dropped, handler.pending) == (1, 0)
+    logger.info("fine")
+    handler.flush()
+    assert received_texts(logs, 1) == ["fine"]
+    assert handler.dropped == 1
+
+
 def test_records_after_close_are_dropped_quietly(logs, logger_name, capsys):
     logger = logs.get_logger("logs", logger_name=logger_name)
     handler = logger.handlers[0]
@@ -426,6 +448,122 @@ def test_a_greenlet_logging_while_another_waits_to_publish_is_next_in_line(logge
         assert handler.dropped == 0
         logger.removeHandler(handler)
         handler.close()
+    finally:
+        manager.close_all(linger=0)
+        context.destroy(linger=0)
+
+
+def test_another_thread_never_waits_while_the_owner_waits_to_publish(zmq_module, logger_name):
+    # logging.Handler.handle held the handler's lock around emit: a thread that logged while
+    # the owner waited for a full socket (``timeout``) waited as long, though "other threads never wait"
+    import threading
+
+    if zmq_module not in (zmq, zmq.green):
+        pytest.skip("the asyncio handler never waits in emit")
+    context = zmq_module.Context()
+    manager = SocketManager(zmq_module, context)
+    reader = SocketManager(zmq, context) if zmq_module is zmq else manager
+    address = f"inproc://{uuid.uuid4().hex}"
+    try:
+        reader.create("pull", zmq_module.PULL)
+        reader.set_socket_option("pull", zmq.RCVHWM, 1)
+        reader.bind("pull", address, zmq.POLLIN)
+        manager.create("push", zmq_module.PUSH)
+        manager.set_socket_option("push", zmq.SNDHWM, 1)
+        manager.connect("push", address, zmq.POLLOUT)
+        filled = 0
+        while manager.send_safe("push", "filler", timeout=0):
+            filled += 1
+            assert filled < 100, "the PUSH socket never filled up"
+        handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        took: list[float] = []
+
+        def log_meanwhile() -> None:
+            time.sleep(0.2)  # the owner waits by then
+            started = time.monotonic()
+            logger.info("from another thread, meanwhile")
+            took.append(time.monotonic() - started)
+
+        received: list = []
+
+        def read_later() -> None:
+            manager_sleep(1.5)  # the owner waits that long for room
+            received.extend(reader.recv_safe("pull", timeout=5) for _ in range(filled))
+            received.extend(reader.recv_event_safe("pull", timeout=5) for _ in range(2))
+
+        if zmq_module is zmq:
+            manager_sleep = time.sleep
+            drain = threading.Thread(target=read_later)
+        else:
+            import gevent
+
+            manager_sleep = gevent.sleep
+            drain = gevent.spawn(read_later)
+        other = threading.Thread(target=log_meanwhile)
+        other.start()
+        if zmq_module is zmq:
+            drain.start()
+        logger.info("from the owner, waits for room")
+        other.join(timeout=10)
+        drain.join(timeout=10)
+        assert took and took[0] < 0.5, f"another thread's record waited {took} s for the owner's publish"
+        events = received[filled:]
+        assert all(event is not None for event in events), f"not published: {received!r}"
+        texts = [event.data["msg"] for event in events]
+        assert "from the owner" in texts[0] and "from another thread" in texts[1]
+        assert (handler.pending, handler.dropped) == (0, 0)
+        logger.removeHandler(handler)
+        handler.close()
+    finally:
+        if reader is not manager:
+            reader.close_all(linger=0)
+        manager.close_all(linger=0)
+        context.destroy(linger=0)
+
+
+def test_closing_while_a_publish_waits_publishes_what_was_queued_before(logger_name):
+    # close() "publishes what is queued": while another greenlet's publish waited for room it
+    # dropped the queue instead; now that publish sends it when it ends, and later records drop
+    import gevent
+    import zmq.green
+
+    context = zmq.green.Context()
+    manager = SocketManager(zmq.green, context)
+    try:
+        manager.create("pull", zmq.green.PULL)
+        manager.set_socket_option("pull", zmq.RCVHWM, 1)
+        manager.bind("pull", "inproc://closing-while-waiting", zmq.POLLIN)
+        manager.create("push", zmq.green.PUSH)
+        manager.set_socket_option("push", zmq.SNDHWM, 1)
+        manager.connect("push", "inproc://closing-while-waiting", zmq.POLLOUT)
+        filled = 0
+        while manager.send_safe("push", "filler", timeout=0):
+            filled += 1
+            assert filled < 100, "the PUSH socket never filled up"
+        handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
+        logger = logging.getLogger(logger_name)
+        logger.propagate = False
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        first = gevent.spawn(logger.info, "first, waits for room")
+        gevent.sleep(0.05)
+        assert not first.ready(), "the first record did not wait for the full socket"
+        gevent.spawn(logger.info, "second, queued behind it").join(timeout=1)
+        assert handler.pending == 1
+        handler.close()  # returns at once: the waiting publish sends what was queued
+        logger.info("third, after close")
+        assert [manager.recv_safe("pull", timeout=5) for _ in range(filled)] == ["filler"] * filled
+        events = [manager.recv_event_safe("pull", timeout=5) for _ in range(2)]
+        first.join(timeout=5)
+        assert all(event is not None for event in events), events
+        messages = [event.data["msg"] for event in events]
+        assert "first, waits" in messages[0] and "second, queued" in messages[1]
+        assert manager.recv_event_safe("pull", timeout=0.2) is None
+        assert (handler.pending, handler.dropped) == (0, 1)  # only the record logged after close
+        logger.removeHandler(handler)
     finally:
         manager.close_all(linger=0)
         context.destroy(linger=0)

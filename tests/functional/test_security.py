@@ -314,3 +314,18 @@ def test_a_new_manager_starts_the_authenticator_after_the_old_one_closed(zmq_mod
         sockets.close_all(linger=0)
         assert not authenticator.running
     assert terminates_within(context)
+
+
+def test_keys_that_are_not_z85_or_ascii_are_refused_with_a_value_error(manager, zmq_module):
+    # a 40-character secret key outside the Z85 alphabet came through as pyzmq's ZMQError
+    # (zmq.curve_public); a key with non-ASCII text as a bare UnicodeEncodeError naming no key
+    server_public, _ = curve_keypair()
+    manager.create("client", zmq_module.DEALER)
+    with pytest.raises(ValueError, match="secret_key") as caught:
+        manager.make_curve_client("client", server_public, secret_key="~" * 40)
+    assert not isinstance(caught.value, zmq.ZMQError)
+    with pytest.raises(ValueError, match="server_public_key must be a 40-character Z85"):
+        manager.make_curve_client("client", "é" * 40)
+    with pytest.raises(ValueError, match="secret_key must be a 40-character Z85"):
+        manager.make_curve_server("client", "é" * 40)
+    assert manager.get_record("client").options == {}  # nothing was set

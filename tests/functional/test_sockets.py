@@ -360,3 +360,19 @@ def test_an_option_on_a_socket_closed_behind_the_managers_back_says_closed(manag
     manager.sockets["gone"].close(linger=0)
     with pytest.raises(SocketClosed):
         manager.set_socket_option("gone", zmq.SNDHWM, 7)
+
+
+@pytest.mark.parametrize("option", [zmq.SUBSCRIBE, zmq.ROUTING_ID, zmq.SOCKS_PROXY])
+def test_text_that_is_not_utf8_is_a_refused_option_and_nothing_is_recorded(manager, zmq_module, option):
+    # a lone surrogate cannot be encoded: it raised a bare UnicodeEncodeError naming neither socket nor option
+    manager.ensure_and_bind("sub", zmq_module.SUB, f"inproc://surrogate-{option}", zmq.POLLIN)
+    with pytest.raises(SocketOptionError) as caught:
+        manager.set_socket_option("sub", option, "bad \ud800 text")
+    assert caught.value.socket_name == "sub" and caught.value.option in str(caught.value)
+    record = manager.get_record("sub")
+    assert option not in record.options and not record.subscriptions
+    with pytest.raises(SocketOptionError, match="SUBSCRIBE"):
+        manager.set_topic("sub", "\udcff")
+    assert not record.subscriptions
+    manager.set_topic("sub", "fine")
+    assert record.subscriptions == {b"fine"}
