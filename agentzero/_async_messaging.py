@@ -29,14 +29,8 @@ from agentzero._backend import (
     raw_send,
 )
 from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
-from agentzero.messaging import (
-    SUBSCRIBE_CHECK_INTERVAL,
-    Event,
-    _always,
-    _deserialization_error,
-    _translate,
-    read_rest_of_message,
-)
+from agentzero.frames import _deserialization_error, _translate, discard_rest_of_message, read_rest_of_message
+from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event, _always
 from agentzero.records import SocketRecord
 from agentzero.sockets import Sockets
 from agentzero.waiting import check_milliseconds, check_seconds, wait_arguments
@@ -140,14 +134,18 @@ class AsyncMessaging(Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            payload = raw_recv(socket, NOBLOCK)
-        except _ZMQError as exc:
-            payload = await self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if payload is None:
-                return None
-        if raw_get(socket, RCVMORE):
-            frames = self._rest_of_message(record, payload)
-            raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+            try:
+                payload = raw_recv(socket, NOBLOCK)
+            except _ZMQError as exc:
+                payload = await self._recv_when_ready(record, exc, timeout, polling_timeout)
+                if payload is None:
+                    return None
+            if raw_get(socket, RCVMORE):
+                frames = self._rest_of_message(record, payload)
+                raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+        except BaseException:
+            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+            raise
         if record.waiters:
             self._waiting.after_operation(record)
         if record.max_size is not None and len(payload) > record.max_size:
@@ -266,20 +264,24 @@ class AsyncMessaging(Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            first = raw_recv(socket, NOBLOCK)
-        except _ZMQError as exc:
-            first = await self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if first is None:
-                return None
-        if raw_get(socket, RCVMORE):
-            second = raw_recv(socket, NOBLOCK)
+            try:
+                first = raw_recv(socket, NOBLOCK)
+            except _ZMQError as exc:
+                first = await self._recv_when_ready(record, exc, timeout, polling_timeout)
+                if first is None:
+                    return None
             if raw_get(socket, RCVMORE):
-                frames = self._rest_of_message(record, first, second)
-                raise DeserializationError(
-                    frames, f"expected 2 frames [topic, data], got {len(frames)}", name
-                )
-        else:
-            second = None
+                second = raw_recv(socket, NOBLOCK)
+                if raw_get(socket, RCVMORE):
+                    frames = self._rest_of_message(record, first, second)
+                    raise DeserializationError(
+                        frames, f"expected 2 frames [topic, data], got {len(frames)}", name
+                    )
+            else:
+                second = None
+        except BaseException:
+            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+            raise
         if record.waiters:
             self._waiting.after_operation(record)
         limit = record.max_size

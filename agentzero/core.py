@@ -10,6 +10,7 @@ its own module:
 :mod:`agentzero.waiting`         the one waiting layer (plain, green), timeouts
 :mod:`agentzero.green_waiting`   its gevent strategy
 :mod:`agentzero.messaging`       ``send_safe``, ``recv_safe``, ``publish_safe``, ...
+:mod:`agentzero.frames`          a received message's frames: refused, interrupted
 :mod:`agentzero.security`        CURVE servers, clients and the authenticator
 :mod:`agentzero.loggers`         log handlers and loggers publishing on a socket
 ===============================  ==================================================

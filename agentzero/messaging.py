@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterator, NamedTuple
 import zmq
 
 from agentzero._backend import (
-    CLOSED_ERRNOS,
     NOBLOCK,
     NOT_READY_ERRNOS,
     POLLIN,
@@ -27,14 +26,13 @@ from agentzero._backend import (
     raw_send,
 )
 from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
+from agentzero.frames import _deserialization_error, _translate, discard_rest_of_message, read_rest_of_message
 from agentzero.records import SocketRecord
 from agentzero.sockets import Sockets
-from agentzero.waiting import WaitingCalls, check_milliseconds, check_seconds, closed_error, wait_arguments
+from agentzero.waiting import WaitingCalls, check_milliseconds, check_seconds, wait_arguments
 
 #: How often, at most, :meth:`Messaging.subscribe` checks ``keep_polling``, in seconds.
 SUBSCRIBE_CHECK_INTERVAL = 1.0
-#: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
-_RAW_FRAMES_KEPT = 16
 
 _ZMQError = zmq.ZMQError
 _monotonic = time.monotonic
@@ -149,14 +147,18 @@ class Messaging(WaitingCalls, Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            payload = raw_recv(socket, NOBLOCK)
-        except _ZMQError as exc:
-            payload = self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if payload is None:
-                return None
-        if raw_get(socket, RCVMORE):
-            frames = self._rest_of_message(record, payload)
-            raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+            try:
+                payload = raw_recv(socket, NOBLOCK)
+            except _ZMQError as exc:
+                payload = self._recv_when_ready(record, exc, timeout, polling_timeout)
+                if payload is None:
+                    return None
+            if raw_get(socket, RCVMORE):
+                frames = self._rest_of_message(record, payload)
+                raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+        except BaseException:
+            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+            raise
         if record.waiters:
             self._waiting.after_operation(record)
         if record.max_size is not None and len(payload) > record.max_size:
@@ -284,20 +286,24 @@ class Messaging(WaitingCalls, Sockets):
             check_seconds("timeout", timeout)
         socket = record.socket
         try:
-            first = raw_recv(socket, NOBLOCK)
-        except _ZMQError as exc:
-            first = self._recv_when_ready(record, exc, timeout, polling_timeout)
-            if first is None:
-                return None
-        if raw_get(socket, RCVMORE):
-            second = raw_recv(socket, NOBLOCK)
+            try:
+                first = raw_recv(socket, NOBLOCK)
+            except _ZMQError as exc:
+                first = self._recv_when_ready(record, exc, timeout, polling_timeout)
+                if first is None:
+                    return None
             if raw_get(socket, RCVMORE):
-                frames = self._rest_of_message(record, first, second)
-                raise DeserializationError(
-                    frames, f"expected 2 frames [topic, data], got {len(frames)}", name
-                )
-        else:
-            second = None
+                second = raw_recv(socket, NOBLOCK)
+                if raw_get(socket, RCVMORE):
+                    frames = self._rest_of_message(record, first, second)
+                    raise DeserializationError(
+                        frames, f"expected 2 frames [topic, data], got {len(frames)}", name
+                    )
+            else:
+                second = None
+        except BaseException:
+            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+            raise
         if record.waiters:
             self._waiting.after_operation(record)
         limit = record.max_size
@@ -469,42 +475,6 @@ class Messaging(WaitingCalls, Sockets):
         if record.max_size is not None and size > record.max_size:
             raise MessageTooLarge(kept, size, record.max_size, record.name)
         return kept
-
-
-def read_rest_of_message(record: SocketRecord, received: tuple[bytes, ...]) -> tuple[list[bytes], int]:
-    """Consume the rest of a message whose frames so far are ``received``; return what is kept and its size.
-
-    The frames of a message arrive together, so this never waits. At most the
-    socket's ``max_message_size`` bytes (and :data:`_RAW_FRAMES_KEPT` frames)
-    are kept, so an endless multipart message cannot fill memory; the size
-    returned counts every frame.
-    """
-    limit = record.max_size
-    kept: list[bytes] = []
-    size = 0
-    for frame in received:
-        size += len(frame)
-        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-            kept.append(frame)
-    socket = record.socket
-    while raw_get(socket, RCVMORE):  # about the last frame received: the last of ``received`` first
-        frame = raw_recv(socket, NOBLOCK)
-        size += len(frame)
-        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
-            kept.append(frame)
-    return kept, size
-
-
-def _translate(record: SocketRecord, error: zmq.ZMQError) -> Exception:
-    """The library error for a ``ZMQError`` it can name; other errors as they are."""
-    if error.errno in CLOSED_ERRNOS:
-        return closed_error(record.name, error)
-    return error
-
-
-def _deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
-    reason = error.reason if isinstance(error, DeserializationError) else f"{type(error).__name__}: {error}"
-    return DeserializationError(payload, reason, name)
 
 
 def _always() -> bool:

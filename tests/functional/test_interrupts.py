@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -152,3 +154,105 @@ def test_a_ctrl_c_while_orjson_initialises_is_a_keyboard_interrupt_not_a_crash(t
         )
         assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
         assert done.stdout == "interrupted True\n"
+
+
+SPLIT_CHILD = r"""
+import signal, sys, threading
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+flavour, rounds = sys.argv[1], int(sys.argv[2])
+if flavour == "green":
+    import gevent
+    import zmq.green as zmq
+
+    gevent.get_hub().exception_stream = None
+else:
+    import zmq
+import zmq as plain_zmq
+from agentzero.core import SocketManager
+from agentzero.errors import DeserializationError
+
+context = zmq.Context()
+sockets = SocketManager(zmq, context)
+sockets.ensure_and_bind("in", zmq.PULL, "tcp://127.0.0.1:*", zmq.POLLIN)
+producer_context = plain_zmq.Context()
+
+
+stop = threading.Event()
+
+
+def produce(address):  # a thread of its own, with plain zmq: two-frame events as fast as it can
+    push = producer_context.socket(plain_zmq.PUSH)
+    push.connect(address)
+    while not stop.is_set():
+        try:
+            push.send_multipart([b"topic", b'{"n": 1}'], plain_zmq.NOBLOCK)
+        except plain_zmq.Again:
+            stop.wait(0.001)
+    push.close(linger=0)
+
+
+producer = threading.Thread(target=produce, args=(sockets.addresses["in"],), daemon=True)
+producer.start()
+counts = {"interrupts": 0, "split": 0, "events": 0}
+
+
+def run():
+    while True:
+        try:
+            print("waiting", flush=True)
+            while counts["interrupts"] < rounds:
+                try:
+                    if sockets.recv_event_safe("in", timeout=1) is not None:
+                        counts["events"] += 1
+                except DeserializationError:
+                    counts["split"] += 1
+            return
+        except KeyboardInterrupt:
+            counts["interrupts"] += 1
+            if flavour == "green":
+                gevent.sleep(0)
+
+
+run()
+print("done", counts["interrupts"], counts["split"], counts["events"], flush=True)
+stop.set()
+producer.join(timeout=5)
+sockets.close_all(linger=0)
+context.term()
+producer_context.term()
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("flavour", ["plain", "green"])
+def test_a_ctrl_c_between_two_frames_never_splits_a_message(flavour, tmp_path):
+    # a KeyboardInterrupt that lands after an event's first frame used to leave its second
+    # queued, and the next recv_event_safe took it for a one-frame message (about 1 in 3)
+    rounds = 300
+    errors = (tmp_path / "stderr").open("w+")
+    child = subprocess.Popen(
+        [sys.executable, "-c", SPLIT_CHILD, flavour, str(rounds)],
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+    try:
+        for expected in range(rounds):
+            line = child.stdout.readline()
+            assert line == "waiting\n", f"round {expected}: {line!r}; stderr: {_tail(errors)}"
+            time.sleep(random.random() * 0.003)  # land anywhere in the receive loop
+            child.send_signal(signal.SIGINT)
+        done = child.stdout.readline().split()
+        if done == ["waiting"]:  # it says so once more before it sees the count is reached
+            done = child.stdout.readline().split()
+        assert done[:2] == ["done", str(rounds)], f"{done}; stderr: {_tail(errors)}"
+        assert int(done[3]) > rounds, "too few events arrived for the test to mean anything"
+        assert done[2] == "0", f"{done[2]} messages were split by a Ctrl-C"
+        assert child.wait(timeout=10) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+        errors.close()

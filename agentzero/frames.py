@@ -1,0 +1,79 @@
+"""The frames of a received message: reading the rest, dropping what an interruption left, naming errors.
+
+Both managers, sync and asyncio, receive a message frame by frame with the
+backend's ``recv`` and ``zmq.RCVMORE`` (see :mod:`agentzero._backend`). What
+happens when a message is not what was expected, or its reading is cut short,
+is the same for both and lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from agentzero._backend import CLOSED_ERRNOS, NOBLOCK, RCVMORE, raw_get, raw_recv
+from agentzero.errors import DeserializationError
+from agentzero.records import SocketRecord
+from agentzero.waiting import closed_error
+
+#: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
+_RAW_FRAMES_KEPT = 16
+
+_ZMQError = zmq.ZMQError
+
+
+def read_rest_of_message(record: SocketRecord, received: tuple[bytes, ...]) -> tuple[list[bytes], int]:
+    """Consume the rest of a message whose frames so far are ``received``; return what is kept and its size.
+
+    The frames of a message arrive together, so this never waits. At most the
+    socket's ``max_message_size`` bytes (and :data:`_RAW_FRAMES_KEPT` frames)
+    are kept, so an endless multipart message cannot fill memory; the size
+    returned counts every frame.
+    """
+    limit = record.max_size
+    kept: list[bytes] = []
+    size = 0
+    for frame in received:
+        size += len(frame)
+        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+            kept.append(frame)
+    socket = record.socket
+    while raw_get(socket, RCVMORE):  # about the last frame received: the last of ``received`` first
+        frame = raw_recv(socket, NOBLOCK)
+        size += len(frame)
+        if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
+            kept.append(frame)
+    return kept, size
+
+
+def discard_rest_of_message(record: SocketRecord, waiting: Any) -> None:
+    """Drop what is left of a message whose reading an exception interrupted.
+
+    A ``KeyboardInterrupt`` (or any exception) that lands between two frames
+    would leave the rest of the message queued, and the next receive would take
+    its tail for a message of its own. The frames of a message arrive together,
+    so this never waits; it does nothing when the last frame read was a
+    message's last, or when the socket is gone. Waiters are told, as after any
+    operation on the socket.
+    """
+    socket = record.socket
+    try:
+        while raw_get(socket, RCVMORE):
+            raw_recv(socket, NOBLOCK)
+    except _ZMQError:
+        return
+    if record.waiters:
+        waiting.after_operation(record)
+
+
+def _translate(record: SocketRecord, error: zmq.ZMQError) -> Exception:
+    """The library error for a ``ZMQError`` it can name; other errors as they are."""
+    if error.errno in CLOSED_ERRNOS:
+        return closed_error(record.name, error)
+    return error
+
+
+def _deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
+    reason = error.reason if isinstance(error, DeserializationError) else f"{type(error).__name__}: {error}"
+    return DeserializationError(payload, reason, name)
