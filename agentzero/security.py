@@ -87,7 +87,7 @@ class Security(Sockets):
                 public = zmq.curve_public(secret)
             except zmq.ZMQError as exc:  # 40 characters, but not all of them Z85
                 raise ValueError(
-                    f"secret_key is not a Z85 CURVE key ({exc.strerror}), got {secret!r}"
+                    f"secret_key is not a Z85 CURVE key ({exc.strerror}), got {len(secret)} characters"
                 ) from None
         self.set_socket_option(name, zmq.CURVE_SERVERKEY, _curve_key("server_public_key", server_public_key))
         self.set_socket_option(name, zmq.CURVE_PUBLICKEY, public)
@@ -142,5 +142,6 @@ def _curve_key(name: str, key: Any) -> bytes:
         except UnicodeEncodeError:  # Z85 is ASCII: refused below, naming the key
             pass
     if not isinstance(key, bytes) or len(key) not in (32, 40):
-        raise ValueError(f"{name} must be a 40-character Z85 CURVE key or 32 raw bytes, got {key!r}")
+        shown = f"{len(key)} characters" if "secret" in name and isinstance(key, (bytes, str)) else repr(key)
+        raise ValueError(f"{name} must be a 40-character Z85 CURVE key or 32 raw bytes, got {shown}")
     return key

@@ -225,7 +225,7 @@ class Sockets(ManagerState):
             try:
                 value = value.encode("utf-8")
             except UnicodeEncodeError as exc:  # a lone surrogate
-                raise SocketOptionError(name, _option_name(option), value, exc) from None
+                raise SocketOptionError(name, _option_name(option), _shown(option, value), exc) from None
         if option in (zmq.SUBSCRIBE, zmq.UNSUBSCRIBE) and record.socket_type not in _SUBSCRIBERS:
             raise WrongSocketType(name, record.type_name, "subscribing to a topic", "SUB")
         try:
@@ -236,9 +236,9 @@ class Sockets(ManagerState):
         except zmq.ZMQError as exc:
             if exc.errno in CLOSED_ERRNOS:
                 raise closed_error(name, exc) from None
-            raise SocketOptionError(name, _option_name(option), value, exc.strerror) from None
+            raise SocketOptionError(name, _option_name(option), _shown(option, value), exc.strerror) from None
         except (TypeError, ValueError, OverflowError) as exc:
-            raise SocketOptionError(name, _option_name(option), value, exc) from None
+            raise SocketOptionError(name, _option_name(option), _shown(option, value), exc) from None
         if option == zmq.HWM:
             record.options[option] = value
             return
@@ -443,3 +443,14 @@ def _option_name(option: Any) -> str:
         return str(zmq.SocketOption(option).name)
     except (ValueError, TypeError):
         return repr(option)
+
+
+#: options whose value is a secret: an error names the option, never the value
+_SECRET_OPTIONS = frozenset((int(zmq.CURVE_SECRETKEY), int(zmq.PLAIN_PASSWORD)))
+
+
+def _shown(option: Any, value: Any) -> Any:
+    """What an error may show of ``value``: a secret only as its length."""
+    if option in _SECRET_OPTIONS and isinstance(value, (bytes, str)):
+        return f"<secret of {len(value)} characters>"
+    return value

@@ -329,3 +329,27 @@ def test_keys_that_are_not_z85_or_ascii_are_refused_with_a_value_error(manager, 
     with pytest.raises(ValueError, match="secret_key must be a 40-character Z85"):
         manager.make_curve_server("client", "é" * 40)
     assert manager.get_record("client").options == {}  # nothing was set
+
+
+def test_errors_about_secret_keys_never_show_the_secret(manager, zmq_module):
+    # an exception message ends up in logs: a secret key (or a near miss of one) must not be in it
+    server_public, _ = curve_keypair()
+    near_miss = "~" + curve_keypair()[1].decode()[1:]  # 40 characters, one outside Z85
+    wrong_length = "S3cr3t" * 5
+    manager.create("client", zmq_module.DEALER)
+    manager.create("server", zmq_module.ROUTER)
+    shown = []
+    for call in (
+        lambda: manager.make_curve_client("client", server_public, secret_key=near_miss),
+        lambda: manager.make_curve_client("client", server_public, secret_key=wrong_length),
+        lambda: manager.make_curve_server("server", wrong_length),
+        lambda: manager.set_socket_option("client", zmq.CURVE_SECRETKEY, near_miss),
+        lambda: manager.set_socket_option("client", zmq.PLAIN_PASSWORD, "p\udc80ssword"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            call()
+        shown.append(str(caught.value) + repr(getattr(caught.value, "value", "")))
+    for text in shown:
+        assert near_miss not in text and near_miss[1:20] not in text, text
+        assert wrong_length not in text and "p\udc80ssword" not in text, text
+    assert "40 characters" in shown[0] and "CURVE_SECRETKEY" in shown[3] and "PLAIN_PASSWORD" in shown[4]
