@@ -50,9 +50,10 @@ def _original(module: str, name: str) -> Any:
 try:
     from greenlet import getcurrent as _current_greenlet
 except ImportError:  # pragma: no cover - greenlet comes with gevent, a dependency
+    _ONLY_GREENLET = object()  # without greenlets, the thread itself is the one "greenlet"
 
     def _current_greenlet() -> Any:
-        return None
+        return _ONLY_GREENLET
 
 
 _thread_ident = _original("_thread", "get_ident")
@@ -138,8 +139,9 @@ class ZMQPubHandler(logging.Handler):
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
         self._count_lock = _allocate_lock()
         self._queue_lock = _allocate_lock()  # other threads' check-and-append; never held while waiting
-        self._emitting = False  # the owner is publishing: a record it logs meanwhile is dropped
-        self._emitter: Any = None  # the greenlet that publishes while ``_emitting``
+        self._emitter: Any = (
+            None  # the greenlet publishing now (None: nobody); what it logs meanwhile is dropped
+        )
         self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
         self._closed = False  # logging.Handler.close() sets it too
         self._closing = False  # close() was called: no record is accepted any more
@@ -197,13 +199,12 @@ class ZMQPubHandler(logging.Handler):
         if self._closing:  # close() was called; a waiting publish still sends what came before
             self._count_dropped(1)
             return
-        if self._emitting:
+        if self._emitter is not None:
             if _current_greenlet() is self._emitter:
                 self._count_dropped(1)  # logged by the publish itself: no recursion
             else:
                 self._hand_over(record)  # another greenlet, while a publish waits: next in line
             return
-        self._emitting = True
         self._emitter = _current_greenlet()
         try:
             if self._pending:
@@ -219,24 +220,17 @@ class ZMQPubHandler(logging.Handler):
         except Exception:
             self.handleError(record)
         finally:
-            self._emitting = False
-            self._emitter = None
-            if self._closing:
-                self._finish_closing()
+            self._done_publishing()
 
     def flush(self) -> None:
         """Publish the records other threads queued; only the owner thread does (elsewhere: nothing)."""
-        if _thread_ident() != self.owner or self._emitting or not self._pending:
+        if _thread_ident() != self.owner or self._emitter is not None or not self._pending:
             return
-        self._emitting = True
         self._emitter = _current_greenlet()
         try:
             self._publish_pending()
         finally:
-            self._emitting = False
-            self._emitter = None
-            if self._closing:
-                self._finish_closing()
+            self._done_publishing()
 
     def close(self) -> None:
         """Publish what is queued (from the owner thread), then drop every later record.
@@ -252,7 +246,7 @@ class ZMQPubHandler(logging.Handler):
                 pass
             with self._queue_lock:
                 self._closing = True  # no record is queued from now on
-            if not (self._emitting and _thread_ident() == self.owner):
+            if not (self._emitter is not None and _thread_ident() == self.owner):
                 self._finish_closing()
             if self._wake is not None and _thread_ident() == self.owner:
                 wake, self._wake = self._wake, None
@@ -261,6 +255,12 @@ class ZMQPubHandler(logging.Handler):
                 except Exception:  # noqa: S110 - the hub is already gone (interpreter exit)
                     pass
         super().close()
+
+    def _done_publishing(self) -> None:
+        """The owner's publish (:meth:`emit` or :meth:`flush`) is over: finish a ``close()`` it held up."""
+        self._emitter = None
+        if self._closing:
+            self._finish_closing()
 
     def _finish_closing(self) -> None:
         """Drop (and count) what is still queued; from now on every record is dropped."""
