@@ -142,7 +142,7 @@ class ZMQPubHandler(logging.Handler):
         self._emitter: Any = (
             None  # the greenlet publishing now (None: nobody); what it logs meanwhile is dropped
         )
-        self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitting``
+        self._local = threading.local()  # the re-entrancy flag of subclasses written before ``_emitter``
         self._closed = False  # logging.Handler.close() sets it too
         self._closing = False  # close() was called: no record is accepted any more
         self._shut = False  # closed for good: nothing is published any more
