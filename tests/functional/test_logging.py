@@ -389,18 +389,27 @@ def test_a_thread_logging_while_the_owner_publishes_never_crashes():
 # -- issue 10: never blocks its caller ---------------------------------------------------------
 
 
-def test_a_push_at_its_high_water_mark_drops_without_blocking(manager, zmq_module, logger_name):
-    # a PUSH whose peer does not read: once the queues are full, a record is dropped at once
-    manager.create("pull", zmq_module.PULL)
-    manager.set_socket_option("pull", zmq.RCVHWM, 1)
-    manager.bind("pull", "inproc://slow-reader", zmq.POLLIN)
-    manager.create("push", zmq_module.PUSH)
-    manager.set_socket_option("push", zmq.SNDHWM, 1)
-    manager.connect("push", "inproc://slow-reader", zmq.POLLOUT)
+def fill_push(reader, writer, zmq_module, address: str) -> int:
+    """Bind ``reader``'s PULL "pull" and connect ``writer``'s PUSH "push" (HWM 1 each) and fill them.
+
+    Returns how many "filler" messages the two queues took; the PUSH then takes no more.
+    """
+    reader.create("pull", zmq_module.PULL)
+    reader.set_socket_option("pull", zmq.RCVHWM, 1)
+    reader.bind("pull", address, zmq.POLLIN)
+    writer.create("push", zmq_module.PUSH)
+    writer.set_socket_option("push", zmq.SNDHWM, 1)
+    writer.connect("push", address, zmq.POLLOUT)
     filled = 0
-    while manager.send_safe("push", "filler", timeout=0):
+    while writer.send_safe("push", "filler", timeout=0):
         filled += 1
         assert filled < 100, "the PUSH socket never filled up"
+    return filled
+
+
+def test_a_push_at_its_high_water_mark_drops_without_blocking(manager, zmq_module, logger_name):
+    # a PUSH whose peer does not read: once the queues are full, a record is dropped at once
+    fill_push(manager, manager, zmq_module, "inproc://slow-reader")
     logger = manager.get_logger("push", logger_name=logger_name)
     handler = logger.handlers[0]
     started = time.monotonic()
@@ -419,16 +428,7 @@ def test_a_greenlet_logging_while_another_waits_to_publish_is_next_in_line(logge
     context = zmq.green.Context()
     manager = SocketManager(zmq.green, context)
     try:
-        manager.create("pull", zmq.green.PULL)
-        manager.set_socket_option("pull", zmq.RCVHWM, 1)
-        manager.bind("pull", "inproc://waiting-handler", zmq.POLLIN)
-        manager.create("push", zmq.green.PUSH)
-        manager.set_socket_option("push", zmq.SNDHWM, 1)
-        manager.connect("push", "inproc://waiting-handler", zmq.POLLOUT)
-        filled = 0
-        while manager.send_safe("push", "filler", timeout=0):
-            filled += 1
-            assert filled < 100, "the PUSH socket never filled up"
+        filled = fill_push(manager, manager, zmq.green, "inproc://waiting-handler")
         handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
@@ -465,16 +465,7 @@ def test_another_thread_never_waits_while_the_owner_waits_to_publish(zmq_module,
     reader = SocketManager(zmq, context) if zmq_module is zmq else manager
     address = f"inproc://{uuid.uuid4().hex}"
     try:
-        reader.create("pull", zmq_module.PULL)
-        reader.set_socket_option("pull", zmq.RCVHWM, 1)
-        reader.bind("pull", address, zmq.POLLIN)
-        manager.create("push", zmq_module.PUSH)
-        manager.set_socket_option("push", zmq.SNDHWM, 1)
-        manager.connect("push", address, zmq.POLLOUT)
-        filled = 0
-        while manager.send_safe("push", "filler", timeout=0):
-            filled += 1
-            assert filled < 100, "the PUSH socket never filled up"
+        filled = fill_push(reader, manager, zmq_module, address)
         handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
@@ -533,16 +524,7 @@ def test_closing_while_a_publish_waits_publishes_what_was_queued_before(logger_n
     context = zmq.green.Context()
     manager = SocketManager(zmq.green, context)
     try:
-        manager.create("pull", zmq.green.PULL)
-        manager.set_socket_option("pull", zmq.RCVHWM, 1)
-        manager.bind("pull", "inproc://closing-while-waiting", zmq.POLLIN)
-        manager.create("push", zmq.green.PUSH)
-        manager.set_socket_option("push", zmq.SNDHWM, 1)
-        manager.connect("push", "inproc://closing-while-waiting", zmq.POLLOUT)
-        filled = 0
-        while manager.send_safe("push", "filler", timeout=0):
-            filled += 1
-            assert filled < 100, "the PUSH socket never filled up"
+        filled = fill_push(manager, manager, zmq.green, "inproc://closing-while-waiting")
         handler = ZMQPubHandler(manager, "push", topic_name="logs", timeout=5)
         logger = logging.getLogger(logger_name)
         logger.propagate = False
