@@ -18,6 +18,7 @@ from examples.registry.__main__ import start_worker, stop_workers
 from examples.registry.connection import BackendConnection
 from examples.registry.registry import Registry
 from examples.registry.worker import WorkerRuntime
+from tests.functional.registry_helpers import registries
 
 pytestmark = pytest.mark.timeout(90)
 TOKEN = "test-token"
@@ -25,17 +26,7 @@ TOKEN = "test-token"
 
 @pytest.fixture
 def registry():
-    made = []
-
-    def make(**options) -> Registry:
-        options.setdefault("heartbeat_timeout", 1.5)
-        options.setdefault("availability_timeout", 0.3)
-        made.append(Registry({TOKEN}, **options))
-        return made[-1]
-
-    yield make
-    for instance in made:
-        instance.close()
+    yield from registries(TOKEN, heartbeat_timeout=1.5, availability_timeout=0.3)
 
 
 @pytest.fixture

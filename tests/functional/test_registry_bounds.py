@@ -21,6 +21,8 @@ from agentzero.zero import zmq
 from examples.registry.connection import BackendConnection
 from examples.registry.registry import Registry
 from examples.registry.worker import WorkerRuntime
+from tests.functional import registry_helpers
+from tests.functional.registry_helpers import registries
 
 pytestmark = pytest.mark.timeout(120)
 TOKEN = "bounds-token"
@@ -28,35 +30,12 @@ TOKEN = "bounds-token"
 
 @pytest.fixture
 def registry():
-    made = []
-
-    def make(**options) -> Registry:
-        options.setdefault("heartbeat_timeout", 30)
-        options.setdefault("availability_timeout", 0.5)
-        made.append(Registry({TOKEN}, **options))
-        return made[-1]
-
-    yield make
-    for instance in made:
-        instance.close()
+    yield from registries(TOKEN, heartbeat_timeout=30, availability_timeout=0.5)
 
 
 @pytest.fixture
 def dealers():
-    made = []
-
-    def make(address: str, routing_id: bytes | None = None):
-        socket = green_context.socket(zmq.DEALER)
-        socket.linger = 0
-        if routing_id is not None:
-            socket.setsockopt(zmq.ROUTING_ID, routing_id)
-        socket.connect(address)
-        made.append(socket)
-        return socket
-
-    yield make
-    for socket in made:
-        socket.close(linger=0)
+    yield from registry_helpers.dealers()
 
 
 @pytest.fixture

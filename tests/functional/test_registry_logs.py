@@ -14,9 +14,7 @@ import re
 
 import pytest
 
-from agentzero.zero import context as green_context
-from agentzero.zero import zmq
-from examples.registry.registry import Registry
+from tests.functional.registry_helpers import dealers, registries
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "logs-token"
@@ -25,32 +23,12 @@ BAD_STATUS = b'{"type": "status_update", "status": "available", "load": NaN}'
 
 @pytest.fixture
 def registry():
-    made = []
-
-    def make(**options) -> Registry:
-        made.append(Registry({TOKEN}, heartbeat_timeout=30, **options))
-        return made[-1]
-
-    yield make
-    for instance in made:
-        instance.close()
+    yield from registries(TOKEN, heartbeat_timeout=30)
 
 
 @pytest.fixture
 def dealer():
-    made = []
-
-    def make(address: str, routing_id: bytes):
-        socket = green_context.socket(zmq.DEALER)
-        socket.linger = 0
-        socket.setsockopt(zmq.ROUTING_ID, routing_id)
-        socket.connect(address)
-        made.append(socket)
-        return socket
-
-    yield make
-    for socket in made:
-        socket.close(linger=0)
+    yield from dealers()
 
 
 def registered(socket) -> str:
