@@ -106,11 +106,16 @@ def test_every_ctrl_c_interrupts_a_receive_loop(flavour, call, tmp_path):
         assert child.wait(timeout=10) == 0
         assert "Exception ignored" not in _tail(errors, None)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        errors.close()
+        _reap(child, errors)
+
+
+def _reap(child: subprocess.Popen, errors) -> None:
+    """Kill ``child`` if it still runs, and close its stdout and the file its stderr went to."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    child.stdout.close()
+    errors.close()
 
 
 def _tail(stream, size: int | None = 2000) -> str:
@@ -251,8 +256,4 @@ def test_a_ctrl_c_between_two_frames_never_splits_a_message(flavour, tmp_path):
         assert done[2] == "0", f"{done[2]} messages were split by a Ctrl-C"
         assert child.wait(timeout=10) == 0
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        child.stdout.close()
-        errors.close()
+        _reap(child, errors)
