@@ -13,7 +13,7 @@ sync manager.
 
 Each call tries its operation at once without blocking and returns without
 yielding to the loop when it can (as ``zmq.asyncio`` does); only when ZeroMQ
-says "not now" does it await the socket (see :mod:`agentzero._async_waiting`).
+says "not now" does it await the socket (see :mod:`agentzero.flavours.aio`).
 
 >>> import asyncio, zmq
 >>> from agentzero.asyncio import SocketManager
@@ -34,13 +34,15 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from agentzero._async_logs import AsyncZMQPubHandler
-from agentzero._async_messaging import AsyncMessaging
-from agentzero._async_waiting import AsyncioWaiting, AsyncWaitingCalls
-from agentzero.addresses import Addresses
-from agentzero.loggers import Loggers
-from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event
-from agentzero.security import Security
+from agentzero.flavours import choose, default_context
+from agentzero.flavours.aio import AsyncioFlavour
+from agentzero.flavours.aio_logs import AsyncZMQPubHandler
+from agentzero.flavours.coroutines import CoroutineCalls
+from agentzero.manager.addresses import Addresses
+from agentzero.manager.loggers import Loggers
+from agentzero.manager.messaging import Event
+from agentzero.manager.security import Security
+from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 from agentzero.serializers import BaseSerializer
 
 __all__ = [
@@ -60,7 +62,7 @@ DEFAULT_POLLING_TIMEOUT = 10000
 _zmq_asyncio = zmq.asyncio
 
 
-class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addresses):
+class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
     """Named ZeroMQ sockets for asyncio: :class:`agentzero.core.SocketManager` whose waits are coroutines.
 
     Parameters
@@ -99,7 +101,7 @@ class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addres
     the socket as it was.
     """
 
-    _waiting: AsyncioWaiting
+    _waiting: AsyncioFlavour
     _log_handler_class = AsyncZMQPubHandler
 
     def __init__(
@@ -112,21 +114,15 @@ class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addres
         max_message_size: int | None = None,
     ) -> None:
         module = zmq if zmq is not None else _zmq_asyncio
-        if module is not _zmq_asyncio:
-            raise TypeError(
-                "agentzero.asyncio.SocketManager is for zmq.asyncio, got "
-                f"{getattr(module, '__name__', module)!r}; "
-                "for zmq and zmq.green use agentzero.core.SocketManager"
-            )
-        _refuse_green(context)
+        flavour = choose(module, context, for_asyncio=True)
         self._set_up(
             module,
-            context if context is not None else _zmq_asyncio.Context.instance(),
+            context if context is not None else default_context(flavour, module),
             serialization_backend,
             polling_timeout,
             timeout,
             max_message_size,
-            AsyncioWaiting(),
+            flavour,
         )
 
     def __repr__(self) -> str:
@@ -149,15 +145,3 @@ class SocketManager(Loggers, Security, AsyncMessaging, AsyncWaitingCalls, Addres
             self.close_all()
         except Exception:  # noqa: S110 - a finalizer must never raise
             pass
-
-
-def _refuse_green(context: Any) -> None:
-    import zmq.green
-
-    if isinstance(context, zmq.green.Context):
-        raise TypeError(
-            "agentzero.asyncio.SocketManager cannot wait on a zmq.green context; "
-            "use agentzero.core.SocketManager(zmq.green) with gevent"
-        )
-    if context is not None and not isinstance(context, zmq.Context):
-        raise TypeError(f"context must be a zmq.asyncio.Context (or zmq.Context), got {context!r}")

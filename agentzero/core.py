@@ -1,34 +1,28 @@
 """The :class:`SocketManager`: named ZeroMQ sockets sharing one poller.
 
-This module is the facade users import from; each concern behind it lives in
-its own module:
-
-===============================  ==================================================
-:mod:`agentzero.records`         the state the manager keeps, one record per socket
-:mod:`agentzero.sockets`         create, find, register, configure, close
-:mod:`agentzero.addresses`       bind, connect, disconnect, reset
-:mod:`agentzero.waiting`         the one waiting layer (plain, green), timeouts
-:mod:`agentzero.green_waiting`   its gevent strategy
-:mod:`agentzero.messaging`       ``send_safe``, ``recv_safe``, ``publish_safe``, ...
-:mod:`agentzero.frames`          a received message's frames: refused, interrupted
-:mod:`agentzero.security`        CURVE servers, clients and the authenticator
-:mod:`agentzero.loggers`         log handlers and loggers publishing on a socket
-===============================  ==================================================
+This module is the facade users import from. Every call is the core's
+(:mod:`agentzero.manager`), written once for all flavours; what this manager
+adds is its flavour (:mod:`agentzero.flavours`): plain ``zmq`` blocks the
+thread, ``zmq.green`` parks the greenlet, and a call that must wait runs its
+remaining steps at once (:func:`~agentzero.flavours.base.drive`). See
+:doc:`architecture` for how a ``send_safe`` flows in each flavour.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq as _zmq
 
-from agentzero.addresses import Addresses
-from agentzero.loggers import Loggers
+from agentzero.flavours import choose, default_context
+from agentzero.flavours.base import drive
 from agentzero.logs import ZMQPubHandler
-from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event, Messaging
-from agentzero.security import Security
+from agentzero.manager.addresses import Addresses
+from agentzero.manager.loggers import Loggers
+from agentzero.manager.messaging import Event, Messaging
+from agentzero.manager.security import Security
+from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
 from agentzero.serializers import BaseSerializer
-from agentzero.waiting import choose_waiting
 
 __all__ = [
     "DEFAULT_POLLING_TIMEOUT",
@@ -47,6 +41,8 @@ DEFAULT_POLLING_TIMEOUT = 10000
 
 # The documentation's examples do ``from agentzero.core import zmq``.
 zmq = _zmq
+
+_T = TypeVar("_T")
 
 
 class SocketManager(Loggers, Security, Messaging, Addresses):
@@ -125,16 +121,20 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
         max_message_size: int | None = None,
     ) -> None:
         module = zmq if zmq is not None else _zmq
-        _refuse_asyncio(module, context)
+        flavour = choose(module, context, for_asyncio=False)
         self._set_up(
             module,
-            context if context is not None else _default_context(module),
+            context if context is not None else default_context(flavour, module),
             serialization_backend,
             polling_timeout,
             timeout,
             max_message_size,
-            choose_waiting(module),
+            flavour,
         )
+
+    def _finish(self, steps: Steps[_T]) -> _T:
+        outcome: _T = drive(steps)
+        return outcome
 
     def __repr__(self) -> str:
         return f"SocketManager(sockets={list(self.sockets)!r})"
@@ -150,21 +150,3 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
             self.close_all()
         except Exception:  # noqa: S110 - a finalizer must never raise
             pass
-
-
-def _refuse_asyncio(module: Any, context: Any) -> None:
-    import zmq.asyncio
-
-    if module is zmq.asyncio or isinstance(context, zmq.asyncio.Context):
-        raise TypeError(
-            "agentzero.core.SocketManager is for zmq and zmq.green; "
-            "for asyncio use agentzero.asyncio.SocketManager"
-        )
-
-
-def _default_context(zmq_module: Any) -> Any:
-    if getattr(zmq_module, "__name__", "") == "zmq.green":
-        from agentzero.zero import context
-
-        return context
-    return zmq_module.Context.instance()

@@ -140,12 +140,25 @@ class MessageTooLarge(DeserializationError):
     the next message is received normally.
     """
 
-    def __init__(self, raw: Any, size: int, limit: int, socket_name: Any = None) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        size: int,
+        limit: int | None,
+        socket_name: Any = None,
+        frames: int | None = None,
+        max_frames: int | None = None,
+    ) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            raw, f"message of at least {size} bytes exceeds max_message_size={limit}", socket_name
-        )
+        #: how many frames the message had, when it had too many (``None`` otherwise)
+        self.frames = frames
+        self.max_frames = max_frames
+        if frames is not None and max_frames is not None and frames > max_frames:
+            reason = f"message of {frames} frames exceeds max_frames={max_frames}"
+        else:
+            reason = f"message of at least {size} bytes exceeds max_message_size={limit}"
+        super().__init__(raw, reason, socket_name)
 
 
 class SocketClosed(AgentZeroSocketError):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import sys
 import threading
 import time
 from typing import Any
 
 from agentzero.errors import SocketClosed, SocketNotFound
-from agentzero.waiting import check_seconds
+from agentzero.manager.checks import check_seconds
 
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 
@@ -40,9 +41,8 @@ def _utc_formatter(fmt: str) -> logging.Formatter:
 
 def _original(module: str, name: str) -> Any:
     """``module.name`` as it was before gevent's monkey-patching (the real thread primitives)."""
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None:  # nothing was patched: patching imports gevent.monkey first
         return getattr(__import__(module), name)
     return monkey.get_original(module, name)
 
@@ -146,7 +146,8 @@ class ZMQPubHandler(logging.Handler):
         self._closed = False  # logging.Handler.close() sets it too
         self._closing = False  # close() was called: no record is accepted any more
         self._shut = False  # closed for good: nothing is published any more
-        self._wake = _green_wake(manager, self._wake_up)
+        flavour = getattr(manager, "_waiting", None)
+        self._wake = flavour.wake_from_threads(self._wake_up) if flavour is not None else None
         self._default_formatter = _utc_formatter(DEFAULT_FORMAT)
         self._error_formatter = _utc_formatter(ERROR_FORMAT)
 
@@ -350,18 +351,6 @@ class _FailedRecord(logging.LogRecord):
         super().__init__(
             "agentzero.logs", payload.get("level", 0), __file__, 0, "%s", (payload["msg"],), None
         )
-
-
-def _green_wake(manager: Any, callback: Any) -> Any:
-    """For a green manager, a started, unreferenced ``async`` watcher of this thread's hub, else None."""
-    if getattr(getattr(manager, "zmq", None), "__name__", "") != "zmq.green":
-        return None
-    import gevent
-
-    watcher = gevent.get_hub().loop.async_()
-    watcher.start(callback)
-    watcher.ref = False  # it must not keep the hub's loop alive
-    return watcher
 
 
 def _drain(pending: collections.deque[Any]) -> int:

@@ -26,12 +26,11 @@ import gevent
 import gevent.event
 import zmq as plain_zmq
 
-from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
-from agentzero.errors import SocketClosed
+from agentzero.errors import MessageTooLarge, SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
-from examples.nodegraph.frames import command_frame, read_event, recv_frames
+from examples.nodegraph.frames import command_frame, read_event
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
     AnnounceMsg,
@@ -59,7 +58,6 @@ from examples.nodegraph.runner import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("nodegraph.command")
 COMMAND_ID = "command"
-_POLLIN, _EAGAIN = int(zmq.POLLIN), int(zmq.EAGAIN)
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
 #: seconds between two reads of the events monitor while it is not polled
@@ -360,7 +358,9 @@ class CommandNode:
 
     def _broadcast(self, message: Message | bytes, kind: str | None = None) -> None:
         if kind is None:  # not process nor epoch_ended: every runner that gets those heard init
-            socket_events(self.sockets.sockets["commands"])  # attach new subscribers first (see runner)
+            self.sockets.ready(
+                "commands", zmq.POLLOUT, timeout=0
+            )  # attach new subscribers first (see runner)
         self.sockets.publish_safe("commands", kind or message.type_, message)  # type: ignore[union-attr]
 
     def _announce(self) -> None:
@@ -424,12 +424,11 @@ class CommandNode:
             ready = self.sockets.engage(timeout=max(seconds, 0) * 1000)
         except SocketClosed:
             return False  # init() replaced the events socket while we polled it
-        inbox = self.sockets.sockets["inbox"]
-        if inbox in ready:
-            self._drain(inbox, self._on_inbox)
+        if self.sockets.sockets["inbox"] in ready:
+            self._drain("inbox", self._on_inbox)
         events = self.sockets.sockets.get("events")
         if events is not None and events in ready:
-            self._drain(events, self._on_event_message, self._on_events)
+            self._drain("events", self._on_event_message, self._on_events)
         if self.links.monitor in ready or time.monotonic() >= self._next_link_check:
             self.links.drain()
             self._next_link_check = time.monotonic() + LINK_CHECK_INTERVAL
@@ -437,33 +436,34 @@ class CommandNode:
 
     def _drain(
         self,
-        socket: Any,
+        name: str,
         handler: Callable[[Message], None],
         on_events: Callable[[str, list], None] | None = None,
     ) -> None:
-        # EVENTS before each recv but the first (the poll said a message is there): draining costs
-        # no zmq.Again exception, and a plain event builds no model (hot path)
-        for count in range(512):
-            if count and not socket_events(socket) & _POLLIN:
+        # at most 512 messages a turn, and a plain event builds no model (hot path)
+        try:
+            for frames in self.sockets.drain_multipart_safe(name, 512):
+                self._handle_frames(frames, handler, on_events)
+        except (MessageTooLarge, SocketClosed) as error:  # over the bounds, or gone
+            self.skipped += 1
+            log.warning("skipped a message: %.200s", error)
+
+    def _handle_frames(
+        self,
+        frames: list[bytes],
+        handler: Callable[[Message], None],
+        on_events: Callable[[str, list], None] | None,
+    ) -> None:
+        if on_events is not None and frames:
+            fast = read_event(frames[-1])
+            if fast is not None:
+                on_events(*fast)
                 return
-            try:
-                frames = recv_frames(socket)
-            except zmq.ZMQError as error:  # e.g. larger than MAX_MESSAGE_BYTES, or closed
-                if error.errno == _EAGAIN:
-                    return
-                self.skipped += 1
-                log.warning("skipped a message: %s", error)
-                return
-            if on_events is not None and frames:
-                fast = read_event(frames[-1])
-                if fast is not None:
-                    on_events(*fast)
-                    continue
-            try:
-                handler(Message.from_bytes(frames))
-            except MalformedMessage as error:
-                self.skipped += 1
-                log.warning("skipped a malformed message: %.200s", error)
+        try:
+            handler(Message.from_bytes(frames))
+        except MalformedMessage as error:
+            self.skipped += 1
+            log.warning("skipped a malformed message: %.200s", error)
 
     def _intruder(self, message: Message) -> None:
         self._intruder_id(message.type_, message.node_id)

@@ -24,10 +24,8 @@ import math
 import re
 from typing import Any, Optional
 
-import zmq
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from agentzero._backend import raw_get, raw_recv
 from examples.nodegraph.events import MetaSignal, parse_epoch
 from examples.nodegraph.pickles import PREFIX as PICKLED
 
@@ -174,23 +172,3 @@ def _stamp(text: Any) -> bool:
     except ValueError:  # e.g. the 31st of February
         return False
     return True
-
-
-_NOBLOCK, _RCVMORE = int(zmq.NOBLOCK), int(zmq.RCVMORE)
-
-
-def recv_frames(socket: Any) -> list[bytes]:
-    """The frames of the next message on ``socket``, without waiting (``zmq.Again`` if none).
-
-    ``recv_multipart`` with pyzmq's backend calls and plain ``int`` options: the
-    sugar layer turns each option into an enum, which costs more than the call.
-
-    Raises
-    ------
-    zmq.ZMQError
-        ``zmq.Again`` when no message is there, or whatever else the socket raises.
-    """
-    frames = [raw_recv(socket, _NOBLOCK)]
-    while raw_get(socket, _RCVMORE):
-        frames.append(raw_recv(socket, _NOBLOCK))  # the rest of a message comes with its first frame
-    return frames

@@ -31,11 +31,11 @@ from typing import Any, Callable
 
 import zmq as plain_zmq
 
-from agentzero._backend import events as socket_events
 from agentzero.core import SocketManager
+from agentzero.errors import MessageTooLarge, SocketClosed
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq as green_zmq
-from examples.nodegraph.frames import read_event, recv_frames
+from examples.nodegraph.frames import read_event
 from examples.nodegraph.graph import NodeSpec
 from examples.nodegraph.links import Links, valid_endpoint
 from examples.nodegraph.messages import (
@@ -79,7 +79,6 @@ MAX_PENDING_EPOCHS = 1024
 EVENT_TOPIC = b"event"
 #: the commands a node fed by other nodes subscribes to
 DEPENDENT_TOPICS = ("announce", "ping", "init", "deinit", "start", "stop")
-_POLLIN, _NOBLOCK, _EAGAIN = int(plain_zmq.POLLIN), int(plain_zmq.NOBLOCK), int(plain_zmq.EAGAIN)
 
 
 class NodeRunner:
@@ -220,39 +219,40 @@ class NodeRunner:
         handler: Callable[[Message], None],
         on_events: Callable[[str, list], None] | None = None,
     ) -> None:
-        # Hot path: raw frames, and EVENTS checked before each recv but the first (the poll said
-        # a message is there), so that draining costs no zmq.Again exception; an epoch_ended
-        # nobody free-runs on is not even parsed, and a plain event builds no model.
-        socket = self.sockets.sockets[name]
-        for count in range(256):
-            if count and not socket_events(socket) & _POLLIN:
+        # Hot path: raw frames, at most 256 messages a turn; an epoch_ended nobody free-runs on
+        # is not even parsed, and a plain event builds no model.
+        try:
+            for frames in self.sockets.drain_multipart_safe(name, 256):
+                self._handle_frames(name, frames, handler, on_events)
+        except (MessageTooLarge, SocketClosed) as error:  # over the bounds, or gone
+            self.skipped += 1
+            log.warning("%s skipped a message on %s: %.200s", self.node_id, name, error)
+
+    def _handle_frames(
+        self,
+        name: str,
+        frames: list[bytes],
+        handler: Callable[[Message], None],
+        on_events: Callable[[str, list], None] | None,
+    ) -> None:
+        if len(frames) != 2:
+            self.skipped += 1
+            log.warning("%s skipped a %d-frame message on %s", self.node_id, len(frames), name)
+            return
+        if frames[0] == b"epoch_ended" and not self._free_running:
+            return
+        if on_events is not None:
+            fast = read_event(frames[1])
+            if fast is not None:
+                on_events(*fast)
                 return
-            try:
-                frames = recv_frames(socket)
-            except plain_zmq.ZMQError as error:  # larger than MAX_MESSAGE_BYTES, or gone
-                if error.errno == _EAGAIN:
-                    return
-                self.skipped += 1
-                log.warning("%s skipped a message on %s: %s", self.node_id, name, error)
-                return
-            if len(frames) != 2:
-                self.skipped += 1
-                log.warning("%s skipped a %d-frame message on %s", self.node_id, len(frames), name)
-                continue
-            if frames[0] == b"epoch_ended" and not self._free_running:
-                continue
-            if on_events is not None:
-                fast = read_event(frames[1])
-                if fast is not None:
-                    on_events(*fast)
-                    continue
-            try:
-                message = Message.from_bytes(frames)
-            except MalformedMessage as error:
-                self.skipped += 1
-                log.warning("%s skipped a malformed message on %s: %.200s", self.node_id, name, error)
-                continue
-            handler(message)
+        try:
+            message = Message.from_bytes(frames)
+        except MalformedMessage as error:
+            self.skipped += 1
+            log.warning("%s skipped a malformed message on %s: %.200s", self.node_id, name, error)
+            return
+        handler(message)
 
     def _say(self, message: Message) -> None:
         if "command" in self.sockets.sockets:
@@ -431,5 +431,5 @@ class NodeRunner:
         # libzmq attaches a new subscriber when the PUB next processes its commands, which a send
         # may skip for up to a millisecond; asking for EVENTS processes them at once, so an event
         # sent right after a dependent linked reaches it.
-        socket_events(self.sockets.sockets["outbox"])
+        self.sockets.ready("outbox", plain_zmq.POLLOUT, timeout=0)
         self.sockets.publish_safe("outbox", EVENT_TOPIC, frame)

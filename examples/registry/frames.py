@@ -3,19 +3,17 @@
 Both ends use :class:`StrictJSON`: orjson only, so ``NaN``, ``Infinity``,
 numbers that overflow to infinity, invalid UTF-8 and lone surrogates are refused
 at the door (agentzero's default ``JSON`` falls back to the standard library,
-which accepts all of them). The registry's ROUTER reads its messages with
-:func:`read_message`, which keeps at most two frames of a message and drains
-the rest, so a peer cannot make it hold an endless multipart message.
+which accepts all of them). The registry's ROUTER reads its messages with the
+manager's ``drain_multipart_safe``, which refuses a message of too many frames
+or bytes, so a peer cannot make it hold an endless multipart message.
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 import orjson
-import zmq
 
-from agentzero._backend import NOBLOCK, RCVMORE, SNDMORE, raw_get, raw_recv, raw_send
 from agentzero.errors import DeserializationError, SerializationError
 from agentzero.serializers import BaseSerializer
 from examples.registry.checks import ProtocolError
@@ -100,49 +98,6 @@ class StrictJSON(BaseSerializer):
             raise DeserializationError(payload[:200], str(error)) from None
 
 
-def read_message(socket: Any) -> Optional[Tuple[List[bytes], int]]:
-    """Receive one message from a ROUTER without waiting: its first two frames and its frame count.
-
-    Parameters
-    ----------
-    socket : zmq.Socket
-        the ROUTER (plain or green)
-
-    Returns
-    -------
-    tuple or None
-        ``(frames, count)``, at most two frames kept (identity and payload); ``None``
-        when no message is waiting.
-    """
-    try:
-        kept = [raw_recv(socket, NOBLOCK)]  # bytes, never a zmq.Frame (see agentzero._backend)
-    except zmq.Again:
-        return None
-    count = 1
-    while raw_get(socket, RCVMORE):  # the frames of a message arrive together: this never waits
-        frame = raw_recv(socket, NOBLOCK)
-        count += 1
-        if count <= 2:
-            kept.append(frame)
-    return kept, count
-
-
-def send_to(socket: Any, identity: bytes, payload: bytes) -> bool:
-    """Send ``payload`` to the peer ``identity`` through a ROUTER, never waiting.
-
-    Returns
-    -------
-    bool
-        False when the frame could not be queued (a ROUTER drops what it cannot route).
-    """
-    try:
-        raw_send(socket, identity, NOBLOCK | SNDMORE)
-        raw_send(socket, payload, NOBLOCK)
-    except zmq.Again:
-        return False
-    return True
-
-
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "TRANSPORT_LIMIT",
@@ -150,6 +105,4 @@ __all__ = [
     "StrictJSON",
     "decode",
     "encode",
-    "read_message",
-    "send_to",
 ]

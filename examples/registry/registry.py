@@ -16,10 +16,11 @@ import gevent
 import gevent.event
 
 from agentzero.core import SocketManager
+from agentzero.errors import MessageTooLarge
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.registry.checks import ProtocolError, check_json_object, check_text
-from examples.registry.frames import MAX_MESSAGE_BYTES, TRANSPORT_LIMIT, decode, encode, read_message, send_to
+from examples.registry.frames import MAX_MESSAGE_BYTES, TRANSPORT_LIMIT, decode, encode
 from examples.registry.inbound import DRAINING, worker_message
 from examples.registry.jobs import JobFlow
 from examples.registry.protocol import (
@@ -276,30 +277,36 @@ class Registry(JobFlow):
     # -- the loop ------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        router = self.sockets.sockets["registry"]
         while self._running:
             if self.sockets.wait_until_ready("registry", zmq.POLLIN, timeout=0.05) is not None:
-                for _ in range(1000):
-                    received = read_message(router)
-                    if received is None:
-                        break
-                    try:
-                        self._receive(*received)
-                    except Exception:  # a bug here must not stop the registry: count it, say it once
-                        self.skipped += 1
-                        self.notes.log(
-                            logging.ERROR,
-                            received[0][0],
-                            "skipped",
-                            "skipped a message that broke its handler",
-                            exc_info=True,
-                        )
+                self._read_messages(1000)
             now = time.monotonic()
             self._check_workers(now)
             self._check_requests(now)
             self._dispatch()
             self.notes.flush(now)
             self._changed.set()
+
+    def _read_messages(self, limit: int) -> None:
+        """Handle at most ``limit`` waiting messages; one over the bounds is refused and counted."""
+        while limit > 0:
+            try:
+                for frames in self.sockets.drain_multipart_safe("registry", limit):
+                    limit -= 1
+                    self._receive_safely(frames[:2], len(frames))
+                return
+            except MessageTooLarge as refused:  # more frames or bytes than a peer may send: drop it
+                limit -= 1
+                self._receive_safely(refused.raw[:1], refused.frames or 0)
+
+    def _receive_safely(self, frames: list[bytes], count: int) -> None:
+        try:
+            self._receive(frames, count)
+        except Exception:  # a bug here must not stop the registry: count it, say it once
+            self.skipped += 1
+            self.notes.log(
+                logging.ERROR, frames[0], "skipped", "skipped a message that broke its handler", exc_info=True
+            )
 
     def _receive(self, frames: list[bytes], count: int) -> None:
         identity = frames[0]
@@ -350,7 +357,7 @@ class Registry(JobFlow):
 
     def _refuse(self, identity: bytes, why: str) -> None:
         reply = ServerMessage(type="register", success=False, message=why).dict()
-        send_to(self.sockets.sockets["registry"], identity, encode(reply))
+        self.sockets.send_multipart_safe("registry", [identity, encode(reply)], timeout=0)
 
     def _register(self, identity: bytes, message: WorkerMessage) -> None:
         if message.token not in self.tokens:
@@ -449,4 +456,4 @@ class Registry(JobFlow):
             self.roster.forget(worker)
 
     def _send(self, worker: WorkerState, data: dict) -> None:
-        send_to(self.sockets.sockets["registry"], worker.identity, encode(data))
+        self.sockets.send_multipart_safe("registry", [worker.identity, encode(data)], timeout=0)

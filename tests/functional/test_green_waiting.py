@@ -16,7 +16,7 @@ import zmq.green
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError
-from agentzero.waiting import GREEN_FALLBACK_SLICE
+from agentzero.flavours.cooperative import FALLBACK_SLICE as GREEN_FALLBACK_SLICE
 from tests.conftest import terminate
 
 

@@ -1,4 +1,4 @@
-"""agentzero._backend relies on a few names of pyzmq: fail loudly if a release changes them."""
+"""agentzero.manager.backend relies on a few names of pyzmq: fail loudly if a release changes them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zmq
 import zmq.backend
 import zmq.green
 
-from agentzero import _backend
+from agentzero.manager import backend as _backend
 
 # The range agentzero's fast paths were tested with; keep in step with the pin in pyproject.toml.
 TESTED_PYZMQ_MAJORS = range(25, 28)
@@ -18,7 +18,7 @@ TESTED_PYZMQ_MAJORS = range(25, 28)
 def test_pyzmq_is_a_tested_release():
     major = int(zmq.__version__.split(".")[0])
     assert major in TESTED_PYZMQ_MAJORS, (
-        f"agentzero._backend was tested with pyzmq "
+        f"agentzero.manager.backend was tested with pyzmq "
         f"{TESTED_PYZMQ_MAJORS.start}-{TESTED_PYZMQ_MAJORS.stop - 1}, found {zmq.__version__}: "
         "check the backend socket's send/recv/get still behave as below"
     )

@@ -165,24 +165,3 @@ def test_what_the_fast_reader_declines_the_models_judge_as_before():
 def test_a_long_integer_reads_as_the_models_read_it():
     frame = _event_bytes(item={"value": 2**70, "id": 2**64 - 1})
     assert frames.read_event(frame)[1][0][3] == Message.from_bytes([frame]).value[0].value == 2**70
-
-
-def test_recv_frames_reads_one_whole_message_or_raises_again():
-    import zmq
-
-    context = zmq.Context()
-    try:
-        left, right = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
-        for socket in (left, right):
-            socket.setsockopt(zmq.LINGER, 0)
-        left.bind("inproc://recv-frames")
-        right.connect("inproc://recv-frames")
-        with pytest.raises(zmq.Again):
-            frames.recv_frames(right)
-        left.send_multipart([b"a", b"", b"c"])
-        left.send(b"next")
-        assert right.poll(1000)
-        assert frames.recv_frames(right) == [b"a", b"", b"c"]
-        assert frames.recv_frames(right) == [b"next"]
-    finally:
-        context.destroy(linger=0)

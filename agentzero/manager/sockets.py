@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any
 
 import zmq
 
-from agentzero._backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
-from agentzero.errors import SocketAlreadyExists, SocketNotFound, SocketOptionError, WrongSocketType
-from agentzero.records import ManagerState, SocketRecord
+from agentzero.errors import SocketAlreadyExists, SocketOptionError, WrongSocketType
+from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
+from agentzero.manager.checks import (
+    check_linger,
+    check_mechanism,
+    check_milliseconds,
+    check_seconds,
+    closed_error,
+)
+from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
-from agentzero.waiting import Waiting, check_mechanism, check_milliseconds, check_seconds, closed_error
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
@@ -31,7 +36,7 @@ class Sockets(ManagerState):
         polling_timeout: float,
         timeout: float,
         max_message_size: int | None,
-        waiting: Waiting,
+        waiting: Any,
     ) -> None:
         """Check the constructor's arguments and set up the state every flavour of manager shares."""
         backend = serialization_backend if serialization_backend is not None else JSON()
@@ -53,10 +58,11 @@ class Sockets(ManagerState):
         self.max_message_size = max_message_size
         self._waiting = waiting
         self.poller = module.Poller()
-        self.sockets = OrderedDict()
-        self.addresses = OrderedDict()
-        self.registry = OrderedDict()
-        self._records = {}
+        table = self._table = SocketTable(self.poller, self._adopt)
+        self._records = table.by_name
+        self.sockets = table.sockets
+        self.addresses = table.addresses
+        self.registry = table.registry
         self._log_handlers = {}
         self._attached_loggers = []
         self._released = {}
@@ -84,17 +90,14 @@ class Sockets(ManagerState):
         ValueError
             when ``socket_type`` is not a socket type.
         """
-        if name in self.sockets:
+        if name in self._records:
             raise SocketAlreadyExists(self, name)
         try:
             zmq.SocketType(socket_type)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid socket type {socket_type!r} for socket {name!r}") from exc
         socket = self.context.socket(socket_type)
-        record = SocketRecord(name, socket, int(socket_type), self.max_message_size)
-        self._waiting.prepare(record)
-        self.sockets[name] = socket
-        self._records[name] = record
+        self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
         return socket
@@ -120,10 +123,7 @@ class Sockets(ManagerState):
         SocketNotFound
             when no socket has that name.
         """
-        try:
-            return self.sockets[name]
-        except KeyError:
-            raise SocketNotFound(self, name) from None
+        return self.get_record(name).socket
 
     def get_or_create(self, name: Any, socket_type: int, polling_mechanism: int) -> Any:
         """Ensure that a socket exists and is registered with ``polling_mechanism``.
@@ -150,9 +150,9 @@ class Sockets(ManagerState):
             when ``socket_type`` or ``polling_mechanism`` is invalid.
         """
         check_mechanism(polling_mechanism, registering=True)
-        if name not in self.sockets:
+        if name not in self._records:
             self.create(name, socket_type)
-        return self.register_socket(self.get_by_name(name), polling_mechanism)
+        return self.register_socket(self._records[name].socket, polling_mechanism)
 
     def register_socket(self, socket: Any, polling_mechanism: int) -> Any:
         """Register ``socket`` in the poller with ``polling_mechanism``.
@@ -180,14 +180,13 @@ class Sockets(ManagerState):
             when ``polling_mechanism`` is not 0, ``zmq.POLLIN``, ``zmq.POLLOUT`` or both.
         """
         mechanism = check_mechanism(polling_mechanism, registering=True)
-        if mechanism:
-            self.poller.register(socket, mechanism)
-            self.registry[socket] = mechanism
-        else:
-            self._unregister(socket)
-        record = self._record_of(socket)
-        if record is not None:
-            record.polling_mechanism = mechanism
+        record = self._table.record_of(socket)
+        if record is None:
+            if not mechanism:
+                return socket
+            record = self._record(None, socket)
+            self._table.add(record)
+        self._table.set_mechanism(record, mechanism)
         return socket
 
     def set_socket_option(self, name: Any, option: int, value: Any) -> None:
@@ -326,25 +325,21 @@ class Sockets(ManagerState):
         ValueError
             when ``linger`` does not fit in 32 bits; nothing is closed either.
         """
-        _check_linger(linger)
+        check_linger(linger)
         self._detach_log_handlers(socket_name)
-        socket = self.sockets.pop(socket_name, None)
-        record = self._records.pop(socket_name, None)
-        self.addresses.pop(socket_name, None)
-        if socket is None:
+        try:
+            record = self._records[socket_name]
+        except (KeyError, TypeError):
             return
-        self._unregister(socket)
-        if record is None:  # a socket put in ``sockets`` by hand: its waiters must wake too
-            record = self._record_of(socket)
-        if record is not None:
-            self._waiting.closing(record)
-            for endpoint in record.binds:
-                self._released[endpoint] = _monotonic() + REBIND_GRACE
+        self._table.remove(record)
+        self._waiting.closing(record)
+        for endpoint in record.binds:
+            self._released[endpoint] = _monotonic() + REBIND_GRACE
         if len(self._released) > 64:
             now = _monotonic()
             self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
-        _stop_monitor(socket)
-        socket.close(linger)
+        _stop_monitor(record.socket)
+        record.socket.close(linger)
 
     def close_all(self, linger: int | None = None) -> None:
         """Close every socket (see :meth:`close`) and stop the authenticator.
@@ -369,9 +364,9 @@ class Sockets(ManagerState):
             bad ``linger``, a ``zmq.ZMQError``, ...), raised again once every
             other socket was closed and the authenticator stopped.
         """
-        _check_linger(linger)
+        check_linger(linger)
         first_error: BaseException | None = None
-        for name in list(self.sockets):
+        for name in list(self._records):
             try:
                 self.close(name, linger)
             except Exception as exc:
@@ -387,29 +382,23 @@ class Sockets(ManagerState):
     def _detach_log_handlers(self, socket_name: Any) -> None:
         """Detach and close the log handlers publishing through ``socket_name``."""
 
-    def _record_of(self, socket: Any) -> SocketRecord | None:
-        for record in self._records.values():
-            if record.socket is socket:
-                return record
-        return None
+    def _record(self, name: Any, socket: Any) -> SocketRecord:
+        """A new record for a socket made elsewhere (set in :attr:`sockets` by hand, or registered)."""
+        return SocketRecord(name, socket, int(socket.getsockopt(zmq.TYPE)), self.max_message_size)
 
-    def _unregister(self, socket: Any) -> None:
-        try:
-            self.poller.unregister(socket)
-        except KeyError:
-            pass
-        self.registry.pop(socket, None)
-        record = self._record_of(socket)
-        if record is not None:
-            record.polling_mechanism = 0
-
-
-def _check_linger(linger: Any) -> None:
-    """Refuse a ``linger`` libzmq cannot take *before* anything is closed (it is a C int)."""
-    if linger is not None and (not isinstance(linger, int) or isinstance(linger, bool)):
-        raise TypeError(f"linger must be a whole number of milliseconds or None, got {linger!r}")
-    if linger is not None and not -(2**31) <= linger < 2**31:
-        raise ValueError(f"linger must fit in 32 bits (milliseconds), got {linger!r}")
+    def _adopt(self, name: Any, socket: Any) -> None:
+        """Name a socket made elsewhere, as ``sockets[name] = socket`` did in agentzero 0.4.6."""
+        if not hasattr(socket, "getsockopt"):
+            raise TypeError(f"sockets[{name!r}] must be a zmq socket, got {socket!r}")
+        if name in self._records:
+            raise SocketAlreadyExists(self, name)
+        known = self._table.record_of(socket)
+        mechanism = known.polling_mechanism if known is not None else 0
+        if known is not None:  # registered by hand before it was named: keep its mechanism
+            self._table.remove(known)
+        record = self._record(name, socket)
+        self._table.add(record)
+        self._table.set_mechanism(record, mechanism)
 
 
 def _stop_monitor(socket: Any) -> None:

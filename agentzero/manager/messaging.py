@@ -1,50 +1,73 @@
-"""The asyncio manager's messaging coroutines: ``send_safe``, ``recv_safe``, ``publish_safe``, ...
+"""The ``*_safe`` operations and the waiting calls, written once for every flavour.
 
-The same hot paths as :mod:`agentzero.messaging`: each call tries its
-operation at once on the backend socket, without blocking, and returns
-without yielding to the loop when it can; only on ``zmq.Again`` does it await
-the socket through :class:`~agentzero._async_waiting.AsyncioWaiting`. The
-record lookup and the first attempt are inlined: a shared helper would cost a
-Python call per message (``publish_safe`` alone shares its argument checks with
-the log handler's publishing, which must never wait).
+Each call tries its operation at once, without blocking, on the backend
+socket (see :mod:`agentzero.manager.backend`) and returns its result when
+it can. Only when ZeroMQ answers "not now" does it build the *steps* that
+remain: a generator that yields what to wait for, as ``(wait, *arguments)``
+where ``wait`` is an operation of the manager's flavour (``wait`` for one
+socket, ``poll`` for several), and returns the call's result. The manager's
+``_finish`` hands those steps to its flavour: the plain and green managers
+run them at once (:func:`agentzero.flavours.base.drive`), the asyncio
+manager returns them to the coroutine that awaits them. So the sync
+manager's calls are these very methods, and the asyncio manager's are thin
+coroutines around them (:mod:`agentzero.flavours.coroutines`).
+
+The hot paths inline the record lookup and the first attempt: a shared helper
+would cost a Python call per message.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 import zmq
 
-from agentzero._async_waiting import AsyncioWaiting
-from agentzero._backend import (
+from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
+from agentzero.manager.backend import (
     NOBLOCK,
     NOT_READY_ERRNOS,
-    POLLIN,
-    POLLOUT,
     RCVMORE,
     SNDMORE,
     raw_get,
     raw_recv,
     raw_send,
 )
-from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
-from agentzero.frames import _deserialization_error, _translate, discard_rest_of_message, read_rest_of_message
-from agentzero.messaging import SUBSCRIBE_CHECK_INTERVAL, Event, _always
-from agentzero.records import SocketRecord
-from agentzero.sockets import Sockets
-from agentzero.waiting import check_milliseconds, check_seconds, wait_arguments
+from agentzero.manager.checks import (
+    check_milliseconds,
+    check_seconds,
+    translate,
+)
+from agentzero.manager.frames import deserialization_error, discard_rest_of_message, read_rest_of_message
+from agentzero.manager.multipart import Multipart
+from agentzero.manager.table import SocketRecord
+from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 
 _ZMQError = zmq.ZMQError
 _monotonic = time.monotonic
 
 
-class AsyncMessaging(Sockets):
-    """The ``*_safe`` coroutines and :meth:`subscribe`, for :class:`agentzero.asyncio.SocketManager`."""
+class Event(NamedTuple):
+    """An event received from a SUB socket: its topic frame and its deserialized data.
 
-    _waiting: AsyncioWaiting
+    It unpacks like a pair:
 
-    async def send_safe(
+    >>> event = Event(b'logs', {'stdout': 'hello world'})
+    >>> topic, data = event
+    >>> event.topic, event.data
+    (b'logs', {'stdout': 'hello world'})
+    """
+
+    #: the topic frame exactly as received (bytes)
+    topic: bytes
+    #: the payload, deserialized with the manager's serializer
+    data: Any
+
+
+class Messaging(Multipart):
+    """The ``*_safe`` calls and :meth:`subscribe`, for every flavour (see the module's text)."""
+
+    def send_safe(
         self, name: Any, data: Any, timeout: float | None = None, polling_timeout: float | None = None
     ) -> bool:
         """Serialize ``data`` and send it through the named socket once it can take it.
@@ -56,15 +79,16 @@ class AsyncMessaging(Sockets):
         data : object
             the data to be serialized then sent
         timeout : float, optional
-            how long to wait for the socket, in **seconds**; defaults to the manager's ``timeout``
+            how long to wait for the socket, in **seconds** (see :meth:`wait_until_ready`)
         polling_timeout : float, optional
-            the longest single wait before checking again, in **milliseconds**
+            the longest single poll, in **milliseconds**
 
         Returns
         -------
         bool
             ``True`` if the message was sent, ``False`` if the socket never became
-            writable in time (a full queue, no peer, or a REQ/REP socket whose turn it is not).
+            writable in time (a full queue, no peer, or a REQ/REP socket whose turn
+            it is not).
 
         Raises
         ------
@@ -87,14 +111,12 @@ class AsyncMessaging(Sockets):
         try:
             raw_send(record.socket, frame, NOBLOCK)
         except _ZMQError as exc:
-            return await self._send_when_ready(record, (frame,), exc, timeout, polling_timeout)
+            return self._finish(self._send_steps(record, (frame,), exc, timeout, polling_timeout))
         if record.waiters:
             self._waiting.after_operation(record)
         return True
 
-    async def recv_safe(
-        self, name: Any, timeout: float | None = None, polling_timeout: float | None = None
-    ) -> Any:
+    def recv_safe(self, name: Any, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
         """Wait for a message on the named socket, receive it and deserialize it.
 
         Parameters
@@ -102,9 +124,9 @@ class AsyncMessaging(Sockets):
         name : str
             the name of the socket where data will pass through
         timeout : float, optional
-            how long to wait for a message, in **seconds**; defaults to the manager's ``timeout``
+            how long to wait for a message, in **seconds** (see :meth:`wait_until_ready`)
         polling_timeout : float, optional
-            the longest single wait before checking again, in **milliseconds**
+            the longest single poll, in **milliseconds**
 
         Returns
         -------
@@ -132,30 +154,31 @@ class AsyncMessaging(Sockets):
             record = self.get_record(name)
         if timeout is not None:
             check_seconds("timeout", timeout)
-        socket = record.socket
         try:
             try:
-                payload = raw_recv(socket, NOBLOCK)
+                payload = raw_recv(record.socket, NOBLOCK)
             except _ZMQError as exc:
-                payload = await self._recv_when_ready(record, exc, timeout, polling_timeout)
-                if payload is None:
-                    return None
-            if raw_get(socket, RCVMORE):
-                frames = self._rest_of_message(record, payload)
-                raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", name)
+                return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, self._one_frame))
+            return self._one_frame(record, payload)
         except BaseException:
             discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
             raise
+
+    def _one_frame(self, record: SocketRecord, payload: bytes) -> Any:
+        """The rest of :meth:`recv_safe` once the first frame, ``payload``, is read (see :meth:`_taking`)."""
+        if raw_get(record.socket, RCVMORE):
+            frames = self._rest_of_message(record, payload)
+            raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", record.name)
         if record.waiters:
             self._waiting.after_operation(record)
         if record.max_size is not None and len(payload) > record.max_size:
-            raise MessageTooLarge(payload[: record.max_size], len(payload), record.max_size, name)
+            raise MessageTooLarge(payload[: record.max_size], len(payload), record.max_size, record.name)
         try:
             return self._unpack(payload)
         except Exception as exc:
-            raise _deserialization_error(payload, exc, name) from exc
+            raise deserialization_error(payload, exc, record.name) from exc
 
-    async def publish_safe(
+    def publish_safe(
         self,
         name: Any,
         topic: str | bytes,
@@ -165,7 +188,7 @@ class AsyncMessaging(Sockets):
     ) -> bool:
         """Serialize ``data`` and send it as one ``[topic, payload]`` message.
 
-        A PUB socket never waits: with no subscriber the event is dropped by ZeroMQ.
+        A PUB socket never blocks: with no subscriber the event is dropped by ZeroMQ.
 
         Parameters
         ----------
@@ -178,7 +201,7 @@ class AsyncMessaging(Sockets):
         timeout : float, optional
             how long to wait for the socket, in **seconds**
         polling_timeout : float, optional
-            the longest single wait before checking again, in **milliseconds**
+            the longest single poll, in **milliseconds**
 
         Returns
         -------
@@ -195,25 +218,27 @@ class AsyncMessaging(Sockets):
             when ``topic`` is neither text nor bytes.
         SocketClosed
             when the socket is closed while waiting.
-        ValueError
-            when a timeout is negative, infinite or NaN.
         """
         record, frames = self._event_frames(name, topic, data, timeout)
         try:
             raw_send(record.socket, frames[0], NOBLOCK | SNDMORE)
         except _ZMQError as exc:
-            return await self._send_when_ready(record, frames, exc, timeout, polling_timeout)
-        self._send_rest(record, frames)
+            return self._finish(self._send_steps(record, frames, exc, timeout, polling_timeout))
+        rest = self._send_rest(record, frames, 1)
+        if rest is not None:
+            return self._finish(rest)
+        if record.waiters:
+            self._waiting.after_operation(record)
         return True
 
-    async def recv_event_safe(
+    def recv_event_safe(
         self,
         name: Any,
         topic: str | bytes | None | bool = False,
         timeout: float | None = None,
         polling_timeout: float | None = None,
     ) -> Event | None:
-        """Wait for an event on the named SUB socket and return it as an :class:`~agentzero.core.Event`.
+        """Wait for an event on the named SUB socket and return it as an :class:`Event`.
 
         Parameters
         ----------
@@ -225,7 +250,7 @@ class AsyncMessaging(Sockets):
         timeout : float, optional
             how long to wait for an event, in **seconds**
         polling_timeout : float, optional
-            the longest single wait before checking again, in **milliseconds**
+            the longest single poll, in **milliseconds**
 
         Returns
         -------
@@ -246,8 +271,6 @@ class AsyncMessaging(Sockets):
             frames, exceeds the socket's ``max_message_size``; it is dropped.
         SocketClosed
             when the socket is closed while waiting.
-        ValueError
-            when a timeout is negative, infinite or NaN.
         """
         try:
             record = self._records[name]
@@ -262,26 +285,29 @@ class AsyncMessaging(Sockets):
             self.set_topic(name, topic)
         if timeout is not None:
             check_seconds("timeout", timeout)
-        socket = record.socket
         try:
             try:
-                first = raw_recv(socket, NOBLOCK)
+                first = raw_recv(record.socket, NOBLOCK)
             except _ZMQError as exc:
-                first = await self._recv_when_ready(record, exc, timeout, polling_timeout)
-                if first is None:
-                    return None
-            if raw_get(socket, RCVMORE):
-                second = raw_recv(socket, NOBLOCK)
-                if raw_get(socket, RCVMORE):
-                    frames = self._rest_of_message(record, first, second)
-                    raise DeserializationError(
-                        frames, f"expected 2 frames [topic, data], got {len(frames)}", name
-                    )
-            else:
-                second = None
+                return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, self._event))
+            return self._event(record, first)
         except BaseException:
             discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
             raise
+
+    def _event(self, record: SocketRecord, first: bytes) -> Event:
+        """The rest of :meth:`recv_event_safe` once the first frame is read (see :meth:`_taking`)."""
+        socket = record.socket
+        name = record.name
+        if raw_get(socket, RCVMORE):
+            second = raw_recv(socket, NOBLOCK)
+            if raw_get(socket, RCVMORE):
+                frames = self._rest_of_message(record, first, second)
+                raise DeserializationError(
+                    frames, f"expected 2 frames [topic, data], got {len(frames)}", name
+                )
+        else:
+            second = None
         if record.waiters:
             self._waiting.after_operation(record)
         limit = record.max_size
@@ -289,16 +315,12 @@ class AsyncMessaging(Sockets):
             if limit is not None and len(first) > limit:  # keep no more than the cap, as for 2 frames
                 raise MessageTooLarge([first[:limit]], len(first), limit, name)
             raise DeserializationError([first], "expected 2 frames [topic, data], got 1", name)
-        topic_frame = first
-        payload = second
-        if limit is not None and len(topic_frame) + len(payload) > limit:
-            raise MessageTooLarge(
-                [topic_frame[:limit], payload[:limit]], len(topic_frame) + len(payload), limit, name
-            )
+        if limit is not None and len(first) + len(second) > limit:
+            raise MessageTooLarge([first[:limit], second[:limit]], len(first) + len(second), limit, name)
         try:
-            return Event(topic_frame, self._unpack(payload))
+            return Event(first, self._unpack(second))
         except Exception as exc:
-            raise _deserialization_error(payload, exc, name) from exc
+            raise deserialization_error(second, exc, name) from exc
 
     def subscribe(
         self,
@@ -307,11 +329,8 @@ class AsyncMessaging(Sockets):
         keep_polling: Callable[[], bool] | None = None,
         timeout: float | None = None,
         polling_timeout: float | None = None,
-    ) -> AsyncIterator[Event]:
-        """Subscribe the named socket to ``topic`` and return an asynchronous iterator of its events.
-
-        Use it as ``async for event in sockets.subscribe('events'): ...``; the
-        arguments are checked at once, when it is called.
+    ) -> Iterator[Event]:
+        """Subscribe the named socket to ``topic`` and yield the events it receives.
 
         Parameters
         ----------
@@ -321,18 +340,19 @@ class AsyncMessaging(Sockets):
             the topic to subscribe to; ``None`` subscribes to everything.
         keep_polling : callable, optional
             called between waits; the loop ends once it returns false (within
-            :data:`~agentzero.core.SUBSCRIBE_CHECK_INTERVAL` seconds, even when no event arrives).
+            :data:`SUBSCRIBE_CHECK_INTERVAL` seconds, even when no event arrives).
         timeout : float, optional
             the longest wait between two checks of ``keep_polling``, in **seconds**
         polling_timeout : float, optional
-            the longest single wait before checking again, in **milliseconds**
+            the longest single poll, in **milliseconds**
 
-        Returns
-        -------
-        AsyncIterator[Event]
-            each event; it ends when ``keep_polling`` says so or the socket is
-            closed. A :class:`~agentzero.errors.DeserializationError` is raised
-            out of the iterator and ends it: call ``subscribe`` again to go on.
+        Yields
+        ------
+        Event
+            each event; the generator ends when ``keep_polling`` says so or the
+            socket is closed. A :class:`DeserializationError` (an event that is
+            not ``[topic, payload]`` or cannot be deserialized) is raised out of
+            the generator and ends it: call ``subscribe`` again to go on.
 
         Raises
         ------
@@ -341,9 +361,13 @@ class AsyncMessaging(Sockets):
         WrongSocketType
             when the socket is not a SUB socket.
         TypeError
-            when ``keep_polling`` is not callable.
+            when ``keep_polling`` is not callable, or ``topic`` is neither text nor bytes.
         ValueError
             when a timeout is negative, infinite or NaN.
+        DeserializationError
+            while iterating, for an event that cannot be read; the generator
+            ends with it (the event is consumed: a new ``subscribe`` goes on
+            with the next one).
         """
         if keep_polling is None:
             keep_polling = _always
@@ -356,25 +380,26 @@ class AsyncMessaging(Sockets):
             check_milliseconds("polling_timeout", polling_timeout, positive=True)
         return self._subscription(record, keep_polling, min(wait, SUBSCRIBE_CHECK_INTERVAL), polling_timeout)
 
-    async def _subscription(
+    def _subscription(
         self,
         record: SocketRecord,
         keep_polling: Callable[[], bool],
         wait: float,
         polling_timeout: float | None,
-    ) -> AsyncIterator[Event]:
-        name = record.name
-        while keep_polling():
-            if self._records.get(name) is not record:
-                return
+    ) -> Iterator[Event]:
+        while self._subscribed(record, keep_polling):
             try:
-                event = await self.recv_event_safe(name, None, wait, polling_timeout)
+                event = self.recv_event_safe(record.name, None, wait, polling_timeout)
             except (SocketNotFound, SocketClosed):
                 return
             if event is not None:
                 yield event
 
-    # -- the slow paths -------------------------------------------------------------------------
+    def _subscribed(self, record: SocketRecord, keep_polling: Callable[[], bool]) -> bool:
+        """Whether a subscription goes on: ``keep_polling()`` says so and the socket is still there."""
+        return bool(keep_polling()) and self._records.get(record.name) is record
+
+    # -- shared by the calls -----------------------------------------------------------------------
 
     def _event_frames(
         self, name: Any, topic: str | bytes, data: Any, timeout: float | None
@@ -400,77 +425,25 @@ class AsyncMessaging(Sockets):
         except _ZMQError as exc:
             if exc.errno in NOT_READY_ERRNOS:
                 return False
-            raise _translate(record, exc) from None
-        self._send_rest(record, frames)
+            raise translate(record.name, exc) from None
+        rest = self._send_rest(record, frames, 1)
+        if rest is not None:
+            return bool(self._finish(rest))
         return True
-
-    async def _send_when_ready(
-        self,
-        record: SocketRecord,
-        frames: tuple[bytes, ...],
-        error: zmq.ZMQError,
-        timeout: float | None,
-        polling_timeout: float | None,
-    ) -> bool:
-        """Wait until the socket takes the first frame, then send the rest; ``False`` on time-out."""
-        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
-        deadline = _monotonic() + seconds
-        more = NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK
-        while True:
-            if error.errno not in NOT_READY_ERRNOS:
-                raise _translate(record, error)
-            remaining = deadline - _monotonic()
-            if remaining < 0 or not await self._waiting.until_ready(record, POLLOUT, remaining, slice_ms):
-                return False
-            try:
-                raw_send(record.socket, frames[0], more)
-                break
-            except _ZMQError as exc:
-                error = exc
-        self._send_rest(record, frames)
-        return True
-
-    def _send_rest(self, record: SocketRecord, frames: tuple[bytes, ...]) -> None:
-        """Send ``frames[1:]``, the rest of a message whose first frame was taken, and wake the next waiter.
-
-        libzmq takes every frame of a message once it took the first, so the
-        blocking send kept as a guard for a frame refused "for now" does not block in practice.
-        """
-        socket = record.socket
-        last = len(frames) - 1
-        for index in range(1, last + 1):
-            flags = 0 if index == last else SNDMORE
-            try:
-                raw_send(socket, frames[index], flags | NOBLOCK)
-            except _ZMQError as exc:
-                if exc.errno not in NOT_READY_ERRNOS:
-                    raise _translate(record, exc) from None
-                raw_send(socket, frames[index], flags)
-        if record.waiters:
-            self._waiting.after_operation(record)
-
-    async def _recv_when_ready(
-        self, record: SocketRecord, error: zmq.ZMQError, timeout: float | None, polling_timeout: float | None
-    ) -> Any:
-        """Wait for a message and return its first frame (``bytes``), or ``None`` on time-out."""
-        seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
-        deadline = _monotonic() + seconds
-        while True:
-            if error.errno not in NOT_READY_ERRNOS:
-                raise _translate(record, error)
-            remaining = deadline - _monotonic()
-            if remaining < 0 or not await self._waiting.until_ready(record, POLLIN, remaining, slice_ms):
-                return None
-            try:
-                return raw_recv(record.socket, NOBLOCK)
-            except _ZMQError as exc:
-                error = exc
 
     def _rest_of_message(self, record: SocketRecord, *received: Any) -> list[bytes]:
-        """Consume the rest of a refused multipart message; return what is kept (see the sync manager)."""
+        """Consume the rest of a message whose frames so far are ``received``; return what is kept.
+
+        See :func:`~agentzero.manager.frames.read_rest_of_message`; raises
+        :class:`MessageTooLarge` past the socket's ``max_message_size``.
+        """
         kept, size = read_rest_of_message(record, received)
         if record.waiters:
             self._waiting.after_operation(record)
         if record.max_size is not None and size > record.max_size:
             raise MessageTooLarge(kept, size, record.max_size, record.name)
         return kept
+
+
+def _always() -> bool:
+    return True

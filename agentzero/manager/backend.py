@@ -1,5 +1,7 @@
 """The one place where agentzero reaches below pyzmq's ``Socket`` sugar layer.
 
+Private to the package: examples and users go through the manager's public calls.
+
 agentzero's hot paths call the backend socket's ``send``, ``recv`` and
 ``get`` directly, with plain ``int`` flags: pyzmq's sugar layer (and, for
 ``zmq.green``, its per-operation bookkeeping) re-checks arguments agentzero
@@ -18,7 +20,7 @@ measured ``recv_safe`` about 10 % and ``recv_event_safe`` about 15 % slower
 than with Frames, the price of never losing a Ctrl-C.
 
 Only ``zmq.backend.Socket`` is used, a public name of pyzmq. The test
-``tests/unit/test_backend.py`` fails loudly if a pyzmq release changes what
+``tests/library/test_backend.py`` fails loudly if a pyzmq release changes what
 this module relies on; the tested range is pinned in ``setup.py``.
 """
 
@@ -76,7 +78,7 @@ def monitor_socket_of(socket: Any) -> Any:
     """Return the open PAIR socket pyzmq's ``get_monitor_socket()`` made for ``socket``, or ``None``.
 
     pyzmq keeps it as ``socket._monitor_socket`` (a private name, used here
-    only; ``tests/unit/test_backend.py`` checks it).
+    only; ``tests/library/test_backend.py`` checks it).
     """
     monitor = getattr(socket, "_monitor_socket", None)
     if monitor is None or getattr(monitor, "closed", True):

@@ -15,9 +15,9 @@ from typing import Any
 import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
-from agentzero.sockets import Sockets
+from agentzero.manager.checks import check_mechanism
+from agentzero.manager.sockets import Sockets
 from agentzero.util import fix_zeromq_tcp_address
-from agentzero.waiting import check_mechanism
 
 _monotonic = time.monotonic
 _TCP_PORT = re.compile(r"^tcp://(?:[^;]*;)?(?P<host>.*):(?P<port>[^:\]]*)$")
@@ -87,7 +87,8 @@ class Addresses(Sockets):
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
         resolved = check_address(socket_name, address, SocketBindError, binding=True)
-        grace_until = self._released.pop(resolved, 0.0)
+        # the flavour says how long bind may wait for it (asyncio: briefly, never stalling the loop)
+        grace_until = min(self._released.pop(resolved, 0.0), _monotonic() + self._waiting.rebind_grace)
         while True:
             try:
                 record.socket.bind(resolved)
@@ -97,10 +98,10 @@ class Addresses(Sockets):
                 # manager has just released may need a moment before it binds again.
                 if exc.errno != zmq.EADDRINUSE or _monotonic() > grace_until:
                     raise SocketBindError(socket_name, address, exc) from exc
-                self._waiting.pause(0.005)
+                self._waiting.nap(0.001)
         endpoint = _last_endpoint(record.socket, resolved)
         record.binds.append(endpoint)
-        self.addresses[socket_name] = endpoint
+        self._table.set_address(record, endpoint)
         return self.register_socket(record.socket, polling_mechanism)
 
     def ensure_and_bind(
@@ -190,7 +191,7 @@ class Addresses(Sockets):
             raise SocketBindError(socket_name, local_address, exc) from exc
         address = f"{local_address}:{port}"
         record.binds.append(_last_endpoint(record.socket, address))
-        self.addresses[socket_name] = address
+        self._table.set_address(record, address)
         return self.register_socket(record.socket, polling_mechanism), address
 
     def connect(self, socket_name: Any, address: str, polling_mechanism: int) -> Any:
@@ -225,7 +226,7 @@ class Addresses(Sockets):
         except zmq.ZMQError as exc:
             raise SocketConnectError(socket_name, address, exc) from exc
         record.connects.append(resolved)
-        self.addresses[socket_name] = resolved
+        self._table.set_address(record, resolved)
         return self.register_socket(record.socket, polling_mechanism)
 
     def ensure_and_connect(
@@ -309,9 +310,9 @@ class Addresses(Sockets):
                     raise SocketConnectError(socket_name, target, exc) from exc
             if target in record.connects:
                 record.connects.remove(target)
-        if address is None or self.addresses.get(socket_name) in targets:
-            self.addresses.pop(socket_name, None)
-        self._unregister(record.socket)
+        if address is None or record.last_address in targets:
+            self._table.set_address(record, None)
+        self._table.set_mechanism(record, 0)
         return disconnected
 
     def reset(self, name: Any) -> Any:
@@ -351,7 +352,7 @@ class Addresses(Sockets):
             self.bind(name, address, record.polling_mechanism)
         for address in record.connects:
             self.connect(name, address, record.polling_mechanism)
-        return self.register_socket(self.sockets[name], record.polling_mechanism)
+        return self.register_socket(self._records[name].socket, record.polling_mechanism)
 
 
 def _last_endpoint(socket: Any, fallback: str) -> str:

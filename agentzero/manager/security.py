@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import zmq
 
-from agentzero.sockets import Sockets
+from agentzero.manager.sockets import Sockets
 
 
 class Security(Sockets):

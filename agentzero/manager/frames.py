@@ -1,7 +1,7 @@
 """The frames of a received message: reading the rest, dropping what an interruption left, naming errors.
 
 Both managers, sync and asyncio, receive a message frame by frame with the
-backend's ``recv`` and ``zmq.RCVMORE`` (see :mod:`agentzero._backend`). What
+backend's ``recv`` and ``zmq.RCVMORE`` (see :mod:`agentzero.manager.backend`). What
 happens when a message is not what was expected, or its reading is cut short,
 is the same for both and lives here.
 """
@@ -12,10 +12,9 @@ from typing import Any
 
 import zmq
 
-from agentzero._backend import CLOSED_ERRNOS, NOBLOCK, RCVMORE, raw_get, raw_recv
 from agentzero.errors import DeserializationError
-from agentzero.records import SocketRecord
-from agentzero.waiting import closed_error
+from agentzero.manager.backend import NOBLOCK, RCVMORE, raw_get, raw_recv
+from agentzero.manager.table import SocketRecord
 
 #: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
 _RAW_FRAMES_KEPT = 16
@@ -67,13 +66,7 @@ def discard_rest_of_message(record: SocketRecord, waiting: Any) -> None:
         waiting.after_operation(record)
 
 
-def _translate(record: SocketRecord, error: zmq.ZMQError) -> Exception:
-    """The library error for a ``ZMQError`` it can name; other errors as they are."""
-    if error.errno in CLOSED_ERRNOS:
-        return closed_error(record.name, error)
-    return error
-
-
-def _deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
+def deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
+    """The :class:`DeserializationError` for a ``payload`` the serializer refused with ``error``."""
     reason = error.reason if isinstance(error, DeserializationError) else f"{type(error).__name__}: {error}"
     return DeserializationError(payload, reason, name)

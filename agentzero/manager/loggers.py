@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from agentzero.logs import ZMQPubHandler
-from agentzero.sockets import Sockets
+from agentzero.manager.sockets import Sockets
 
 
 class Loggers(Sockets):

@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
+from agentzero.flavours.aio import Later, adrive
 from agentzero.logs import ZMQPubHandler
 
 #: the most records an asyncio handler holds while its socket cannot take them; more are dropped
@@ -39,7 +40,13 @@ class AsyncZMQPubHandler(ZMQPubHandler):
         if self._closed or self.socket_name not in self.manager.sockets:
             self._count_dropped(1)
             return
-        if self._backlog or not self.manager._publish_now(self.socket_name, self.topic_name, payload):
+        if self._backlog:
+            self._defer(payload)
+            return
+        sent = self.manager._publish_now(self.socket_name, self.topic_name, payload)
+        if sent.__class__ is Later:  # its first frame went: the rest must follow, whatever it takes
+            asyncio.get_running_loop().create_task(adrive(sent.steps))
+        elif not sent:
             self._defer(payload)
 
     def close(self) -> None:

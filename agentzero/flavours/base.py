@@ -1,0 +1,63 @@
+"""What every flavour provides, and :func:`drive`, which runs the steps of a call that must wait.
+
+A flavour is how one manager waits, chosen once when the manager is built
+(:func:`agentzero.flavours.choose`): plain ``zmq`` blocks the thread, green
+parks the greenlet, asyncio awaits. It is the only object that knows which
+model is in use; the core (:mod:`agentzero.manager`) asks it to wait and
+tells it of its operations, nothing more.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Any, Callable
+
+from agentzero.manager.table import SocketRecord
+
+
+class Flavour:
+    """How one manager waits: the plain and green ``wait`` and ``poll`` block; asyncio's are coroutines.
+
+    Attributes
+    ----------
+    name : str
+        ``'plain'``, ``'green'`` or ``'asyncio'``
+    rebind_grace : float
+        how long, in seconds, ``bind`` may wait for an address this manager
+        has just released (libzmq frees a closed listener in its I/O thread)
+    """
+
+    name = "plain"
+    rebind_grace = 1.0
+
+    def after_operation(self, record: SocketRecord) -> None:
+        """Called after an operation on a socket that has waiters: wake those that may go on."""
+
+    def closing(self, record: SocketRecord) -> None:
+        """Called before the manager closes the socket: wake every waiter, release watchers."""
+
+    def nap(self, seconds: float) -> None:
+        """Sleep briefly without waiting in the event loop's sense (``bind``'s rebind grace)."""
+        raise NotImplementedError
+
+    def wake_from_threads(self, callback: Callable[[], None]) -> Any:
+        """A handle whose ``send()`` runs ``callback`` in this flavour's loop from any thread, or ``None``."""
+        return None
+
+
+def drive(steps: Any) -> Any:
+    """Run the ``steps`` of a call that must wait to their end, blocking; return the call's result.
+
+    Each step yields ``(wait, *arguments)``; ``wait(*arguments)`` is called
+    and its answer sent back. An exception from a wait (a time-out of the
+    caller's own, a Ctrl-C, a closed socket) closes the steps first, so their
+    clean-up runs, and is raised as it is.
+    """
+    answer = None
+    with closing(steps):
+        try:
+            while True:
+                request = steps.send(answer)
+                answer = request[0](*request[1:])
+        except StopIteration as done:
+            return done.value

@@ -1,0 +1,103 @@
+"""Argument checks shared by every flavour: timeouts, polling mechanisms, linger; and closed-socket errors.
+
+Timeouts are normalised here and nowhere else: :func:`check_seconds` and
+:func:`check_milliseconds` accept finite, non-negative numbers only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import zmq
+
+from agentzero.errors import SocketClosed
+from agentzero.manager.backend import CLOSED_ERRNOS, POLLIN, POLLOUT
+
+_BOTH = POLLIN | POLLOUT
+
+
+def _finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool) that is finite, however large."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """Return ``value`` if it is a finite number of seconds >= 0, else raise ``ValueError`` naming ``name``.
+
+    >>> check_seconds('timeout', 0.5)
+    0.5
+    >>> check_seconds('timeout', float('nan'))
+    Traceback (most recent call last):
+    ...
+    ValueError: timeout must be a number >= 0, got nan (a finite number of seconds)
+    """
+    if not _finite_number(value) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r} (a finite number of seconds)")
+    seconds: float = value
+    return seconds
+
+
+def check_milliseconds(name: str, value: Any, positive: bool = False) -> float:
+    """Return ``value`` if it is a finite number of milliseconds (> 0 when ``positive``), else raise.
+
+    >>> check_milliseconds('polling_timeout', 0, positive=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: polling_timeout must be a number > 0, got 0 (a finite number of milliseconds)
+    """
+    if not _finite_number(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number {bound}, got {value!r} (a finite number of milliseconds)")
+    milliseconds: float = value
+    return milliseconds
+
+
+def wait_arguments(manager: Any, timeout: float | None, polling_timeout: float | None) -> tuple[float, float]:
+    """Return ``(seconds, slice_ms)`` for a wait: the given timeouts, checked, or the manager's defaults."""
+    seconds = manager.timeout if timeout is None else check_seconds("timeout", timeout)
+    if polling_timeout is None:
+        return seconds, manager.polling_timeout
+    return seconds, check_milliseconds("polling_timeout", polling_timeout, positive=True)
+
+
+def check_mechanism(polling_mechanism: Any, registering: bool = False) -> int:
+    """Return ``polling_mechanism`` if it is ``POLLIN``, ``POLLOUT`` or both (or 0 when ``registering``)."""
+    if (
+        not isinstance(polling_mechanism, int)
+        or isinstance(polling_mechanism, bool)
+        or polling_mechanism & ~_BOTH
+        or (polling_mechanism == 0 and not registering)
+    ):
+        allowed = "0, " if registering else ""
+        raise ValueError(
+            f"polling_mechanism must be {allowed}zmq.POLLIN, zmq.POLLOUT or zmq.POLLIN | zmq.POLLOUT, "
+            f"got {polling_mechanism!r}"
+        )
+    return int(polling_mechanism)
+
+
+def closed_error(name: Any, error: zmq.ZMQError) -> SocketClosed:
+    """The library error for a ``ZMQError`` that means the socket is gone."""
+    reason = "its context was terminated" if error.errno == zmq.ETERM else "the socket was closed"
+    return SocketClosed(name, reason)
+
+
+def translate(name: Any, error: zmq.ZMQError) -> Exception:
+    """The library error for a ``ZMQError`` it can name (a closed socket); other errors as they are."""
+    if error.errno in CLOSED_ERRNOS:
+        return closed_error(name, error)
+    return error
+
+
+def check_linger(linger: Any) -> None:
+    """Refuse a ``linger`` libzmq cannot take *before* anything is closed (it is a C int)."""
+    if linger is not None and (not isinstance(linger, int) or isinstance(linger, bool)):
+        raise TypeError(f"linger must be a whole number of milliseconds or None, got {linger!r}")
+    if linger is not None and not -(2**31) <= linger < 2**31:
+        raise ValueError(f"linger must fit in 32 bits (milliseconds), got {linger!r}")
