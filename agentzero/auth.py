@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 import zmq
 from zmq.utils import z85
 
 from agentzero.errors import SocketBindError
+from agentzero.flavours import is_green_context, original
 from agentzero.util import load_curve_public_keys
 
 log = logging.getLogger("agentzero.auth")
@@ -57,8 +59,9 @@ class Authenticator:
         self.denied = 0
         self._socket: Any = None
         self._runner: Any = None
+        self._stop_signal: Any = None  # a thread's runner is woken through it at once by stop()
         self._running = False
-        self._green = _is_green(context)
+        self._green = is_green_context(context)
 
     def allow(self, *public_keys: str | bytes) -> None:
         """Admit clients with these public keys (Z85 text or bytes, or 32 raw bytes)."""
@@ -114,8 +117,11 @@ class Authenticator:
         else:
             # the socket moves to the runner thread, which alone uses it (starting a thread is a
             # memory barrier, as ZeroMQ asks when a socket changes threads) and unbinds and closes it
-            thread_class = _original_thread_class()
-            self._runner = thread_class(target=self._serve, args=(socket,), name="agentzero-zap", daemon=True)
+            self._stop_signal, woken_by = _signal_pair(self.context)
+            thread_class: type[threading.Thread] = original("threading", "Thread")
+            self._runner = thread_class(
+                target=self._serve, args=(socket, woken_by), name="agentzero-zap", daemon=True
+            )
             self._runner.start()
         return self
 
@@ -137,6 +143,15 @@ class Authenticator:
             return
         self._running = False
         runner, self._runner, self._socket = self._runner, None, None
+        signal, self._stop_signal = self._stop_signal, None
+        if signal is not None:  # the runner wakes at once instead of within POLL_INTERVAL
+            try:
+                signal.send(b"", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass  # it is already gone (its context terminates)
+            runner.join(timeout=timeout)
+            signal.close(linger=0)
+            return
         runner.join(timeout=timeout)
         if self._green and not runner.dead:
             runner.kill(block=True, timeout=timeout)
@@ -147,11 +162,18 @@ class Authenticator:
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
-    def _serve(self, socket: Any) -> None:
+    def _serve(self, socket: Any, woken_by: Any = None) -> None:
+        poller = zmq.Poller() if woken_by is not None else None
+        if poller is not None:
+            poller.register(socket, zmq.POLLIN)
+            poller.register(woken_by, zmq.POLLIN)
         try:
             while self._running and self._socket is socket:
                 try:
-                    if not socket.poll(POLL_INTERVAL_MS):
+                    if poller is not None:
+                        if socket not in dict(poller.poll(POLL_INTERVAL_MS)):
+                            continue  # nothing to answer: stopped (woken_by) or nothing yet
+                    elif not socket.poll(POLL_INTERVAL_MS):
                         continue
                     request = socket.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
@@ -161,6 +183,8 @@ class Authenticator:
                 socket.send_multipart(self._answer_safely(request))
         finally:
             _release(socket)
+            if woken_by is not None:
+                woken_by.close(linger=0)
 
     def _answer_safely(self, request: list[bytes]) -> list[bytes]:
         try:
@@ -203,19 +227,12 @@ def _z85(key: str | bytes) -> bytes:
     raise ValueError(f"a CURVE public key is 40 Z85 characters or 32 raw bytes, got {key!r}")
 
 
-def _is_green(context: Any) -> bool:
-    try:
-        import zmq.green
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
-    return isinstance(context, zmq.green.Context)
-
-
-def _original_thread_class() -> type[threading.Thread]:
-    """A real thread even when gevent has monkey-patched ``threading``."""
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover
-        return threading.Thread
-    thread_class: type[threading.Thread] = monkey.get_original("threading", "Thread")
-    return thread_class
+def _signal_pair(context: Any) -> tuple[Any, Any]:
+    """Two connected inproc PAIR sockets (plain, even in an asyncio context): ``(sender, receiver)``."""
+    endpoint = f"inproc://agentzero-zap-stop-{uuid.uuid4().hex}"
+    sender, receiver = zmq.Socket(context, zmq.PAIR), zmq.Socket(context, zmq.PAIR)
+    for socket in (sender, receiver):
+        socket.linger = 0
+    sender.bind(endpoint)
+    receiver.connect(endpoint)
+    return sender, receiver

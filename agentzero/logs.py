@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import collections
 import logging
-import sys
 import threading
 import time
 from typing import Any
 
 from agentzero.errors import SocketClosed, SocketNotFound
+from agentzero.flavours import original
 from agentzero.manager.checks import check_seconds
 
 _PLAIN_TYPES = (str, int, float, bool, type(None))
@@ -39,14 +39,6 @@ def _utc_formatter(fmt: str) -> logging.Formatter:
     return formatter
 
 
-def _original(module: str, name: str) -> Any:
-    """``module.name`` as it was before gevent's monkey-patching (the real thread primitives)."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None:  # nothing was patched: patching imports gevent.monkey first
-        return getattr(__import__(module), name)
-    return monkey.get_original(module, name)
-
-
 try:
     from greenlet import getcurrent as _current_greenlet
 except ImportError:  # pragma: no cover - greenlet comes with gevent, a dependency
@@ -56,9 +48,9 @@ except ImportError:  # pragma: no cover - greenlet comes with gevent, a dependen
         return _ONLY_GREENLET
 
 
-_thread_ident = _original("_thread", "get_ident")
-_allocate_lock = _original("_thread", "allocate_lock")
-_RLock = _original("_thread", "RLock")
+_thread_ident = original("_thread", "get_ident")
+_allocate_lock = original("_thread", "allocate_lock")
+_RLock = original("_thread", "RLock")
 
 
 class ZMQPubHandler(logging.Handler):

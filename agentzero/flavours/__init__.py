@@ -22,9 +22,22 @@ from typing import Any
 from agentzero.flavours.base import Flavour
 
 
-def _is_green_context(context: Any) -> bool:
+def is_green_context(context: Any) -> bool:
+    """Whether ``context`` is a ``zmq.green`` one (without importing gevent to find out)."""
     green = sys.modules.get("zmq.green")  # a green context exists only once zmq.green was imported
     return green is not None and isinstance(context, green.Context)
+
+
+def original(module: str, name: str) -> Any:
+    """``module.name`` as it was before gevent's monkey-patching: the real thread primitives.
+
+    gevent is not imported to find out: nothing was patched unless
+    ``gevent.monkey`` was imported first.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None:
+        return getattr(__import__(module), name)
+    return monkey.get_original(module, name)
 
 
 def _is_asyncio_context(context: Any) -> bool:
@@ -61,7 +74,7 @@ def choose(module: Any, context: Any, for_asyncio: bool) -> Flavour:
                 f"agentzero.asyncio.SocketManager is for zmq.asyncio, got {name!r}; "
                 "for zmq and zmq.green use agentzero.core.SocketManager"
             )
-        if _is_green_context(context):
+        if is_green_context(context):
             raise TypeError(
                 "agentzero.asyncio.SocketManager cannot wait on a zmq.green context; "
                 "use agentzero.core.SocketManager(zmq.green) with gevent"

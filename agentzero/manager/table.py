@@ -10,15 +10,12 @@ the poller's registration: nothing is kept in step by hand.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import zmq
 
 from agentzero.errors import SocketNotFound
 from agentzero.manager.backend import fileno
-
-if TYPE_CHECKING:
-    from agentzero.logs import ZMQPubHandler
 
 
 class SocketRecord:
@@ -195,8 +192,9 @@ class ManagerState:
     _waiting: Any
     _pack: Callable[[Any], bytes]
     _unpack: Callable[[bytes], Any]
-    _log_handlers: dict[tuple[Any, str], ZMQPubHandler]
-    _attached_loggers: list[tuple[Any, ZMQPubHandler]]
+    #: (socket name, topic) -> its ZMQPubHandler (see :mod:`agentzero.manager.loggers`)
+    _log_handlers: dict[tuple[Any, str], Any]
+    _attached_loggers: list[tuple[Any, Any]]
     _released: dict[str, float]
     _authenticator: Any
 

@@ -155,7 +155,9 @@ class Waits(Sockets):
 
     # -- the steps of the calls that must wait ---------------------------------------------------
 
-    def _ready_steps(self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float) -> Steps[Any]:
+    def _ready_steps(
+        self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
+    ) -> Steps[Any]:
         ready = yield self._waiting.wait, record, mechanism, seconds, slice_ms
         return record.socket if ready else None
 
