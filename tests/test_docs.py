@@ -253,7 +253,7 @@ def test_the_readme_gives_the_two_commands():
 def test_the_readme_layout_describes_every_module():
     rows = dict(re.findall(r"^\| `([^`]+)` \| (.+) \|$", README.read_text(), re.M))
     package = Path(agentzero.__file__).parent
-    modules = {f"agentzero/{path.name}" for path in package.iterdir() if path.suffix == ".py"}
+    modules = {f"agentzero/{path.relative_to(package).as_posix()}" for path in package.rglob("*.py")}
     assert modules <= set(rows), sorted(modules - set(rows))
     assert "agentzero/py.typed" in rows
     for path, description in rows.items():
