@@ -9,12 +9,20 @@ accepts on the way in it can always send back out:
   in msgpack) is refused with :class:`~agentzero.errors.DeserializationError`
   on the way in, and with :class:`~agentzero.errors.SerializationError` on the
   way out, so no received string can break an echo, a log line or a terminal;
-- JSON's ``NaN``, ``Infinity`` and numbers too large for a float are refused;
-  integers of any size are kept exact;
+- JSON's ``NaN``, ``Infinity`` and numbers too large for a float are refused
+  when received; integers of any size are kept exact;
 - nesting is limited to :data:`MAX_DEPTH` levels of lists and dicts, in both
   directions, so no payload raises ``RecursionError`` in the receiver's code;
 - msgpack extension types (including its timestamps) are refused: they are
   not plain data.
+
+What a receiver would refuse is refused when sending, with
+:class:`~agentzero.errors.SerializationError`, and nothing is sent: ``MSGPACK``
+refuses map keys other than text and bytes, extension types and timestamps;
+``JSON`` refuses what it cannot write at all. ``JSON()`` sends what JSON
+cannot carry as its ``str()`` (and ``NaN`` as ``null``), as agentzero 0.4.6
+did; ``JSON(strict=True)`` refuses it too. Any exception raised while one of
+them packs a value (by the value's own ``__str__``, say) is a ``SerializationError``.
 
 A serializer of your own subclasses :class:`BaseSerializer` and implements
 ``pack`` and ``unpack``; overriding ``pack_bytes`` is an optional speed-up.
@@ -24,62 +32,41 @@ without it ``unpack`` receives ``str``, as agentzero 0.4.6 promised.
 
 from __future__ import annotations
 
-import json
-import math
-import signal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import msgpack
 
+from agentzero import _serializer_checks as _checks
+from agentzero._serializer_checks import (
+    CONTAINER_TYPES,
+    JSON_OPTIONS,
+    LONG,
+    SCAN_LIMIT,
+    bytes_or_text,
+    check_json_data,
+    check_msgpack_data,
+    check_received_msgpack,
+    check_tree,
+    exact_loads,
+    holds_long_number,
+    msgpack_marks,
+    msgpack_unpackb,
+    openings,
+    orjson_dumps,
+    orjson_loads,
+    refuse_extension,
+    reraise_interruption,
+    with_exact_integers,
+)
 from agentzero.errors import DeserializationError, SerializationError
-
-
-def _hold_signals() -> Any:
-    """Block, in this thread, the signals that have a Python handler; return the mask to restore.
-
-    orjson does not check the imports its initialisation makes: an exception a
-    signal handler raises there (Ctrl-C's ``KeyboardInterrupt``) crashes the
-    interpreter with a segmentation fault. Held back while orjson is imported,
-    the signal is delivered right after, where it is an ordinary exception.
-    """
-    block = getattr(signal, "pthread_sigmask", None)  # not on Windows
-    if block is None:
-        return None
-    handled = {number for number in signal.valid_signals() if callable(signal.getsignal(number))}
-    return block(signal.SIG_BLOCK, handled) if handled else None
-
-
-_held = _hold_signals()
-try:
-    import orjson
-finally:
-    if _held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, _held)
-del _held
 
 #: The deepest nesting of lists and dicts (maps and arrays) a serializer packs
 #: or unpacks: orjson's own limit when packing, so everything received can be sent back.
-MAX_DEPTH = 254
+MAX_DEPTH = _checks.MAX_DEPTH
 
-# datetimes and dataclasses go through ``default=str``, as they did with the
-# standard library encoder agentzero always used.
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_orjson_dumps = orjson.dumps
-_orjson_loads = orjson.loads
-_msgpack_unpackb = msgpack.unpackb
-
-# orjson parses integers beyond 64 bits as floats, silently: a run of 19 digits
-# (even inside a string) sends the payload to the exact, slower standard library.
-# One pass maps every digit to "0" and "{" to "[": then a search finds long numbers
-# and a count bounds the nesting.
-_SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
-_TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
-#: digits in a row from which an integer may not fit in 64 bits
-_LONG = 19
-_LONG_NUMBER = b"0" * _LONG
-_LONG_TEXT_NUMBER = "0" * _LONG
-_DIGITS = b"0123456789"
-_TEXT_DIGITS = str.maketrans("", "", "0123456789")
+_Packer = msgpack.Packer
+# a Packer per call, as msgpack.packb makes, but with a small first buffer instead of 256 KiB
+_PACKER_BUFFER = 1024
 
 
 class BaseSerializer:
@@ -157,10 +144,31 @@ class BaseSerializer:
 class JSON(BaseSerializer):
     """Compact JSON, encoded with orjson.
 
-    Values JSON cannot represent are turned into text with ``str()``; ``NaN``
-    and infinities are packed as ``null`` (orjson's rule). Integers of any size
-    travel exactly; ``NaN``, ``Infinity`` and lone surrogates are refused when
-    received, and so is nesting deeper than :data:`MAX_DEPTH`.
+    ``JSON()`` keeps agentzero 0.4.6's rules: a value JSON cannot represent is
+    sent as its ``str()`` (``bytes``, sets, dataclasses, datetimes...), a key
+    that is not text as text (``{1: 'a'}`` as ``{"1": "a"}``), and ``NaN`` and
+    infinities as ``null``, wherever they sit in the value and whatever else
+    it holds. Those values arrive as something else than what was sent.
+    ``JSON(strict=True)`` refuses them instead, with :class:`SerializationError`,
+    so what it sends arrives equal (tuples as lists); what both accept, they
+    write the same.
+
+    Either way integers of any size travel exactly, and a value whose
+    ``str()`` raises, text holding a lone surrogate and nesting deeper than
+    :data:`MAX_DEPTH` raise :class:`SerializationError`. ``NaN``,
+    ``Infinity`` and lone surrogates are refused when received, with
+    :class:`DeserializationError`, and so is nesting deeper than :data:`MAX_DEPTH`.
+
+    Parameters
+    ----------
+    strict : bool, optional
+        refuse what JSON cannot carry as itself instead of sending its
+        ``str()``, ``null`` or a text key; ``False`` by default (0.4.6's rules).
+
+    Attributes
+    ----------
+    strict : bool
+        the ``strict`` the serializer was made with.
 
     Examples
     --------
@@ -170,6 +178,19 @@ class JSON(BaseSerializer):
     {'foo': ['bar', 1]}
     >>> JSON().unpack(JSON().pack({"big": 2**100 + 1}))
     {'big': 1267650600228229401496703205377}
+    >>> JSON().pack([b"ab", {1}, float("nan"), {2: "two"}])
+    '["b\\'ab\\'","{1}",null,{"2":"two"}]'
+    >>> from agentzero.errors import SerializationError
+    >>> for value in ({"blob": b"ab"}, {"n": [1, float("inf")]}, {"k": {1: "a"}}):
+    ...     try:
+    ...         JSON(strict=True).pack(value)
+    ...     except SerializationError as refused:
+    ...         print(refused.reason)
+    a value of type bytes in value['blob'] is not JSON data
+    inf in value['n'][1] is not a JSON number
+    a key of type int in value['k'] is not text
+    >>> JSON(strict=True).pack({"big": 2**70, "ok": [1.5, None, "é"]})
+    '{"big":1180591620717411303424,"ok":[1.5,null,"é"]}'
     >>> JSON().unpack(b'{"x": NaN}')
     Traceback (most recent call last):
     ...
@@ -177,107 +198,134 @@ class JSON(BaseSerializer):
     """
 
     binary = True
+    strict: bool = False
+
+    def initialize(self, *args: Any, strict: bool = False, **kw: Any) -> None:
+        """Configure the serializer: ``JSON(strict=True)`` (see the class).
+
+        Raises
+        ------
+        TypeError
+            when given any other argument, or a ``strict`` that is not a bool.
+        """
+        if args or kw:
+            unexpected = [repr(arg) for arg in args] + list(kw)
+            raise TypeError(f"JSON takes only strict=, got {', '.join(unexpected)}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"JSON's strict is True or False, got {strict!r}")
+        self.strict = strict
 
     def pack(self, data: Any) -> str:
         return self.pack_bytes(data).decode("utf-8")
 
     def pack_bytes(self, data: Any) -> bytes:
+        if self.strict:
+            return self._pack_strictly(data)
         try:
-            return _orjson_dumps(data, default=str, option=_ORJSON_OPTIONS)
-        except TypeError:
-            pass  # integers wider than 64 bits, nesting past orjson's limit, invalid text: see below
+            return orjson_dumps(data, default=str, option=JSON_OPTIONS)
+        except TypeError as exc:
+            # integers wider than 64 bits, nesting past MAX_DEPTH, invalid text, a str() that raised
+            return self._pack_exactly(data, exc, str)
+
+    def _pack_strictly(self, data: Any) -> bytes:
         try:
-            _check_tree(data, (tuple,))
-            text = json.dumps(data, default=str, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-            return text.encode("utf-8")
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise SerializationError(self, data, exc) from exc
+            check_json_data(data)
+            return orjson_dumps(data, option=JSON_OPTIONS)
+        except ValueError as exc:
+            raise SerializationError(self, data, exc) from None
+        except TypeError as exc:
+            return self._pack_exactly(data, exc, None)
+
+    def _pack_exactly(self, data: Any, refusal: TypeError, default: Callable[[Any], Any] | None) -> bytes:
+        """Pack what orjson refused: its wide integers as digits, everything else by orjson's rules again."""
+        if refusal.__cause__ is None:  # not a str() that raised: wide integers, depth, invalid text
+            try:
+                check_tree(data, (tuple,))
+                exact = with_exact_integers(data)
+                if exact is not data:
+                    return orjson_dumps(exact, default=default, option=JSON_OPTIONS)
+            except ValueError as exc:
+                raise SerializationError(self, data, exc) from exc
+            except TypeError as exc:
+                refusal = exc
+        cause = refusal.__cause__  # what ``default`` (a value's own str()) raised, wrapped by orjson
+        if cause is None:
+            raise SerializationError(self, data, refusal) from refusal
+        reraise_interruption(refusal)  # Ctrl-C, a gevent.Timeout: not the value's fault
+        reason = f"str() raised {type(cause).__name__}: {cause} ({refusal})"
+        raise SerializationError(self, data, reason) from cause
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            payload = data if type(data) is bytes else _bytes_or_text(data)
-            if len(payload) >= _LONG and _holds_long_number(payload):
-                return _exact_loads(payload)  # orjson would turn it into a float
-            value = _orjson_loads(payload)
+            payload = data if type(data) is bytes else bytes_or_text(data)
+            if len(payload) >= LONG and holds_long_number(payload):
+                return exact_loads(payload)  # orjson would turn it into a float
+            value = orjson_loads(payload)
         except (TypeError, ValueError, RecursionError) as exc:
             raise DeserializationError(data, f"invalid JSON: {type(exc).__name__}: {exc}") from exc
         # a value n levels deep takes 2n bytes and n opening brackets
-        if len(payload) > 2 * MAX_DEPTH and _openings(payload) > MAX_DEPTH:
+        if len(payload) > 2 * MAX_DEPTH and openings(payload) > MAX_DEPTH:
             try:
-                _orjson_dumps(value)  # exact and fast: orjson packs at most MAX_DEPTH levels
+                orjson_dumps(value)  # exact and fast: orjson packs at most MAX_DEPTH levels
             except TypeError:
                 raise DeserializationError(
                     data, f"invalid JSON: nested deeper than {MAX_DEPTH} levels"
                 ) from None
         return value
 
-
-def _holds_long_number(payload: bytes | str) -> bool:
-    """Whether ``payload`` has a run of :data:`_LONG` digits (an integer orjson reads inexactly).
-
-    Most messages have fewer digits than that in all: counting them is cheaper
-    than looking for a run, so the run is looked for only when it could be there.
-    """
-    if isinstance(payload, bytes):
-        if len(payload) - len(payload.translate(None, _DIGITS)) < _LONG:
-            return False
-        return _LONG_NUMBER in payload.translate(_SCAN)
-    if len(payload) - len(payload.translate(_TEXT_DIGITS)) < _LONG:
-        return False
-    return _LONG_TEXT_NUMBER in payload.translate(_TEXT_SCAN)
-
-
-def _openings(payload: bytes | str) -> int:
-    if isinstance(payload, bytes):
-        return payload.count(b"[") + payload.count(b"{")
-    return payload.count("[") + payload.count("{")
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(strict=True)" if self.strict else f"{type(self).__name__}()"
 
 
 class MSGPACK(BaseSerializer):
     """MessagePack, binary and compact.
 
-    ``bytes`` and ``str`` stay distinct on the wire; maps must have ``str`` or
-    ``bytes`` keys. Unlike :class:`JSON` there is no ``str()`` fallback: a
-    value msgpack cannot represent raises :class:`SerializationError`.
-    Extension types, msgpack's timestamps among them, are refused when
-    received with :class:`DeserializationError`, and so is nesting deeper than
-    :data:`MAX_DEPTH` (in both directions).
+    ``bytes`` and ``str`` stay distinct on the wire. Unlike :class:`JSON`
+    there is no ``str()`` fallback, and what a receiver would refuse is
+    refused when sending: a value msgpack cannot represent, a map key that is
+    neither ``str`` nor ``bytes`` (``{1: 'a'}``, a tuple key), an extension
+    type (:class:`msgpack.ExtType`, :class:`msgpack.Timestamp`) and nesting
+    deeper than :data:`MAX_DEPTH` raise :class:`SerializationError`, and
+    nothing is sent. Received, they raise :class:`DeserializationError`.
 
     Examples
     --------
     >>> serializer = MSGPACK()
     >>> serializer.unpack(serializer.pack({"blob": b"\\x00\\xff", "text": "hi"}))
     {'blob': b'\\x00\\xff', 'text': 'hi'}
+    >>> from agentzero.errors import SerializationError
+    >>> try:
+    ...     serializer.pack({"scores": {1: 0.5}})
+    ... except SerializationError as refused:
+    ...     print(refused)
+    MSGPACK cannot pack a value of type dict: a map key of type int in value['scores'] is not text or bytes
     """
 
     binary = True
 
     def pack(self, data: Any) -> bytes:
         try:
-            packed: bytes = msgpack.packb(data, use_bin_type=True)
-            if len(packed) > MAX_DEPTH and (
-                len(packed) > _SCAN_LIMIT or _msgpack_marks(packed)[0] > MAX_DEPTH
-            ):
-                _check_msgpack_tree(data, (tuple,))
+            packed: bytes = _Packer(use_bin_type=True, buf_size=_PACKER_BUFFER).pack(data)
+            check_msgpack_data(data)
             return packed
-        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        except Exception as exc:  # a dict subclass's own items() may raise anything
             raise SerializationError(self, data, exc) from exc
 
     pack_bytes = pack
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            value = _msgpack_unpackb(data, raw=False, ext_hook=_refuse_extension)
+            value = msgpack_unpackb(data, raw=False, ext_hook=refuse_extension)
         except Exception as exc:  # msgpack raises many unrelated types for bad input
             raise DeserializationError(data, f"invalid msgpack: {exc}") from exc
-        if len(data) > _SCAN_LIMIT:
-            suspicious = isinstance(value, _CONTAINER_TYPES)  # scanning costs more than the check itself
+        if len(data) > SCAN_LIMIT:
+            suspicious = isinstance(value, CONTAINER_TYPES)  # scanning costs more than the check itself
         else:
-            containers, extensions = _msgpack_marks(data)
+            containers, extensions = msgpack_marks(data)
             suspicious = extensions or containers > MAX_DEPTH
         if suspicious:
             try:
-                _check_msgpack_tree(value, ())
+                check_received_msgpack(value)
             except ValueError as exc:
                 raise DeserializationError(data, f"invalid msgpack: {exc}") from exc
         return value
@@ -355,139 +403,3 @@ def frame_unpacker(backend: Any) -> Callable[[bytes], Any]:
         return unpack(text)
 
     return unpack_text
-
-
-# -- checks ------------------------------------------------------------------------------------
-
-
-def _bytes_or_text(data: Any) -> bytes | str:
-    if isinstance(data, (bytes, str)):
-        return data
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"a payload is bytes or str, got {type(data).__name__}")
-
-
-def _exact_loads(payload: bytes | str) -> Any:
-    """The standard library's parser: exact integers; NaN, infinities and lone surrogates refused."""
-    text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    _check_tree(value, (), text=True)
-    return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(literal: str) -> float:
-    number = float(literal)
-    if not math.isfinite(number):
-        raise ValueError(f"number out of range: {literal[:40]}")
-    return number
-
-
-def _refuse_extension(code: int, data: bytes) -> Any:
-    raise ValueError(f"msgpack extension type {code} is not plain data")
-
-
-_CONTAINER_TYPES = (list, dict)
-
-
-def _check_tree(
-    value: Any, sequences: tuple[type, ...], refused: type | tuple[type, ...] = (), text: bool = False
-) -> None:
-    """Raise ``ValueError`` when ``value`` nests deeper than :data:`MAX_DEPTH` or holds a ``refused`` value.
-
-    ``sequences`` are more types that count as a level (``tuple`` when packing);
-    with ``text``, every string (dict keys too) must be valid Unicode. Iterative,
-    so that the check itself never recurses; a circular structure is "too deep".
-    """
-    containers = _CONTAINER_TYPES + sequences
-    if isinstance(value, refused):
-        raise ValueError(f"{type(value).__name__} is not plain data")
-    if text and isinstance(value, str):
-        _check_text(value)
-    if not isinstance(value, containers):
-        return
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        container, depth = pending.pop()
-        if depth > MAX_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-        if isinstance(container, dict):
-            if text:
-                for key in container:
-                    if isinstance(key, str):
-                        _check_text(key)
-            children: Iterable[Any] = container.values()
-        else:
-            children = container
-        for child in children:
-            if isinstance(child, containers):
-                pending.append((child, depth + 1))
-            elif text and isinstance(child, str):
-                _check_text(child)
-            elif refused and isinstance(child, refused):
-                raise ValueError(f"{type(child).__name__} is not plain data")
-
-
-def _check_text(text: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"invalid text (lone surrogate at {exc.start})") from None
-
-
-# payloads up to this size are scanned for the bytes below; larger ones are checked at once
-_SCAN_LIMIT = 4096
-# the first byte of a msgpack map or array, and of an extension (timestamps included)
-_MSGPACK_CONTAINERS = bytes(range(0x80, 0xA0)) + bytes(range(0xDC, 0xE0))
-_MSGPACK_EXTENSIONS = bytes(range(0xC7, 0xCA)) + bytes(range(0xD4, 0xD9))
-_NOT_MSGPACK_MARKS = bytes(sorted(set(range(256)) - set(_MSGPACK_CONTAINERS) - set(_MSGPACK_EXTENSIONS)))
-# what is left of a payload: "c" for each container mark, "e" for each extension mark
-_MSGPACK_MARK_NAMES = bytes.maketrans(
-    _MSGPACK_CONTAINERS + _MSGPACK_EXTENSIONS,
-    b"c" * len(_MSGPACK_CONTAINERS) + b"e" * len(_MSGPACK_EXTENSIONS),
-)
-
-
-def _check_msgpack_tree(value: Any, sequences: tuple[type, ...]) -> None:
-    """:func:`_check_tree` for msgpack values, in C through orjson first (it packs at most MAX_DEPTH levels).
-
-    Received values (no ``sequences``) must not hold timestamps; values to
-    send (``sequences=(tuple,)``) are only checked for depth.
-    """
-    try:
-        _orjson_dumps(value, default=_received_leaf if not sequences else _sent_leaf)
-    except TypeError as exc:
-        if isinstance(exc.__cause__, ValueError):
-            raise exc.__cause__ from None
-        # too deep, or keys orjson cannot write (bytes): the walk tells which
-        _check_tree(value, sequences, refused=() if sequences else msgpack.Timestamp)
-
-
-def _received_leaf(value: Any) -> None:
-    if isinstance(value, msgpack.Timestamp):
-        raise ValueError("Timestamp is not plain data")
-    if isinstance(value, bytes):
-        return None
-    raise TypeError(type(value).__name__)
-
-
-def _sent_leaf(value: Any) -> None:
-    return None  # only the nesting matters here: msgpack already took every value
-
-
-def _msgpack_marks(payload: Any) -> tuple[int, bool]:
-    """How many containers a msgpack payload may hold, and whether it may hold an extension (at C speed).
-
-    Every map, array and extension starts with a byte from a few known
-    ranges; a payload with at most :data:`MAX_DEPTH` of the first and none of
-    the second needs no walk through its value.
-    """
-    if type(payload) is not bytes:
-        payload = bytes(payload)
-    marks = payload.translate(_MSGPACK_MARK_NAMES, _NOT_MSGPACK_MARKS)
-    return len(marks), b"e" in marks
