@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import tempfile
@@ -22,26 +21,43 @@ from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 collect_ignore = ["typing_programs"]
 
 ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
-#: what a test that runs under asyncio too must not do: make a sync manager of its
-#: ``zmq_module`` itself, use it from other threads or greenlets, or call
-#: a socket's own blocking methods (a zmq.asyncio socket returns futures)
-_SYNC_ONLY = ("SocketManager(", "gevent", "Thread", "_multipart(")
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "sync_only(reason): runs with plain zmq and zmq.green only; the reason says why not under asyncio",
+    )
 
 
-def pytest_collection_modifyitems(items):
-    """Keep the asyncio run only of the tests that work through the ``manager`` fixture alone.
+def pytest_collection_modifyitems(config, items):
+    """Deselect, and report as deselected, the asyncio run of the tests marked ``sync_only``.
 
-    The others (see ``_SYNC_ONLY``) run with plain ``zmq`` and ``zmq.green`` as before.
+    A test parametrized over ``zmq_module`` runs under asyncio through the
+    ``manager`` fixture (an asyncio manager behind the sync interface). One
+    that cannot (it makes sync managers itself, runs threads or greenlets,
+    or uses sockets directly) says why with ``@pytest.mark.sync_only(reason)``;
+    one that neither uses ``manager`` nor says why is a collection error.
     """
-    items[:] = [item for item in items if _runs_here(item)]
-
-
-def _runs_here(item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or callspec.params.get("zmq_module") != "asyncio":
-        return True
-    source = inspect.getsource(item.function)
-    return "manager" in item.fixturenames and not any(word in source for word in _SYNC_ONLY)
+    kept, deselected = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("zmq_module") != "asyncio":
+            kept.append(item)
+            continue
+        marker = item.get_closest_marker("sync_only")
+        if marker is not None:
+            if not marker.args or not str(marker.args[0]).strip():
+                raise pytest.UsageError(f"{item.nodeid}: sync_only needs a reason")
+            deselected.append(item)
+        elif "manager" not in item.fixturenames:
+            raise pytest.UsageError(
+                f"{item.nodeid} runs under asyncio without the manager fixture: "
+                "use it, or mark the test sync_only with a reason"
+            )
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.fixture(params=sorted(ZMQ_MODULES), ids=sorted(ZMQ_MODULES))

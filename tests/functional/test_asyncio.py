@@ -511,7 +511,7 @@ def test_log_records_are_published_from_coroutines(sockets):
                 logger.removeHandler(handler)
 
     received = run(scenario)
-    # issue 10: the record text is 0.4.6's "[date] LEVEL file:line - message\n"
+    # the record text is 0.4.6's "[date] LEVEL file:line - message\n"
     assert [record_text(event) for event in received] == [f"INFO - step {n} of three" for n in range(3)]
     assert received[0].topic == b"logs" and received[0].data["level"] == logging.INFO
 

@@ -113,7 +113,7 @@ def test_tail_prints_what_a_log_handler_publishes(sockets, ipc_dir, as_json):
     lines = out.strip().splitlines()
     assert len(lines) == 3
     # the record text is the handler's format: 0.4.6's "[time] LEVEL file:line - message\n"
-    # (issue 10) or the bare message; tail drops the trailing newline when printing text
+    # or the bare message; tail drops the trailing newline when printing text
     record_text = re.compile(r"(\[[^]]+\] INFO test_console\.py:\d+ - )?hello \d+\n?")
     if as_json:
         first = json.loads(lines[0])

@@ -1,4 +1,4 @@
-"""Issue 10: the core keeps its promises — nothing lost, nothing hangs, no raw errors, 0.4.6's surface.
+"""The core keeps its promises — nothing lost, nothing hangs, no raw errors, 0.4.6's surface.
 
 Each test names the promise it holds the manager to; all run plain and green.
 """
@@ -83,12 +83,14 @@ def test_close_with_linger_delivers_every_queued_message(transport, run, ipc_dir
 BAD_NUMBERS = [float("nan"), float("inf"), -float("inf"), -1]
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 @pytest.mark.parametrize("bad", [0, -1, 2**63, 10**30, float("nan"), 1.5, True])
 def test_the_constructor_refuses_a_max_message_size_libzmq_cannot_take(zmq_module, context, bad):
     with pytest.raises(ValueError, match="max_message_size"):
         SocketManager(zmq_module, context, max_message_size=bad)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 @pytest.mark.parametrize("bad", BAD_NUMBERS, ids=repr)
 def test_the_constructor_refuses_timeouts_that_are_not_finite(zmq_module, context, bad):
     with pytest.raises(ValueError, match="timeout"):
@@ -230,6 +232,7 @@ def test_disconnect_of_an_unknown_address_is_harmless(manager, zmq_module):
 # -- the whole message is capped, not each frame -----------------------------------------------
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_max_message_size_caps_a_multipart_message_and_memory_stays_bounded(zmq_module, context):
     with SocketManager(zmq_module, context, timeout=5, max_message_size=1024) as manager:
         address = f"inproc://{uuid.uuid4().hex}"
@@ -273,6 +276,7 @@ def test_an_oversized_one_frame_event_is_too_large_and_keeps_no_more_than_the_li
 # -- loggers are detached when their socket closes ---------------------------------------------
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_two_hundred_managers_that_closed_leave_no_handlers_behind(zmq_module, context):
     name = f"shared-{uuid.uuid4().hex}"
     logger = logging.getLogger(name)
@@ -284,6 +288,7 @@ def test_two_hundred_managers_that_closed_leave_no_handlers_behind(zmq_module, c
     assert logger.handlers == []
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_two_managers_with_the_same_socket_name_publish_only_their_own_records(zmq_module, context):
     name_one, name_two = f"one-{uuid.uuid4().hex}", f"two-{uuid.uuid4().hex}"
     first, second = SocketManager(zmq_module, context), SocketManager(zmq_module, context)
@@ -323,6 +328,7 @@ def test_the_attributes_code_written_for_0_4_6_reads(manager, zmq_module):
 # -- a monitored socket closes cleanly ---------------------------------------------------------
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 @pytest.mark.slow
 def test_closing_monitored_sockets_never_wedges_the_context(zmq_module, context):
     # libzmq 4.3 can hang its I/O thread when a socket closes with an active monitor;
@@ -339,6 +345,7 @@ def test_closing_monitored_sockets_never_wedges_the_context(zmq_module, context)
             monitor.close(linger=0)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_close_all_detaches_the_handlers_of_sockets_never_created(zmq_module, context):
     name = f"never-{uuid.uuid4().hex}"
     manager = SocketManager(zmq_module, context)

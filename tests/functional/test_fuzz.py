@@ -47,6 +47,7 @@ def _expected_single(sockets, frames):
         return DeserializationError
 
 
+@pytest.mark.sync_only("it drives a peer socket's own blocking multipart calls")
 @FUZZ
 @given(frames=FRAMES)
 def test_recv_safe_survives_any_frames(fuzzed, frames):
@@ -64,6 +65,7 @@ def test_recv_safe_survives_any_frames(fuzzed, frames):
     assert fuzzed.recv_safe("in", timeout=0) is None
 
 
+@pytest.mark.sync_only("it drives a peer socket's own blocking multipart calls")
 @FUZZ
 @given(frames=FRAMES)
 def test_recv_event_safe_survives_any_frames(fuzzed, frames):
@@ -78,6 +80,7 @@ def test_recv_event_safe_survives_any_frames(fuzzed, frames):
     assert fuzzed.recv_event_safe("sub", timeout=2) == Event(b"valid", {"ok": 1})
 
 
+@pytest.mark.sync_only("it drives a peer socket's own blocking multipart calls")
 @FUZZ
 @given(batch=st.lists(FRAMES, min_size=1, max_size=5))
 def test_subscribe_survives_any_frames(fuzzed, batch):

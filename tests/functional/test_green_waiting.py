@@ -1,4 +1,4 @@
-"""Issue 11: the green waiting layer — no lost wake-ups, no thundering herd, exact once under load.
+"""The green waiting layer — no lost wake-ups, no thundering herd, exact once under load.
 
 Every test runs real ``zmq.green`` sockets in one process with many greenlets;
 timings are measured, not assumed, with margins wide enough for a loaded 2-core machine.

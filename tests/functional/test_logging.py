@@ -56,7 +56,7 @@ def test_get_log_handler_publishes_records(logs, logger_name):
     logger.info("Server is up on %s:%d", "127.0.0.1", 5000)
     event = logs.recv_event_safe("tail", timeout=2)
     assert event.topic == b"app_logs"
-    # issue 10: the record text is 0.4.6's "[date] LEVEL file:line - message\n", no longer the bare message
+    # the record text is 0.4.6's "[date] LEVEL file:line - message\n", no longer the bare message
     assert event.data == {
         "msg": f"[{published_at(event)}] INFO test_logging.py:{line} - Server is up on 127.0.0.1:5000\n",
         "args": ["127.0.0.1", 5000],
@@ -73,7 +73,7 @@ def test_get_logger_attaches_one_handler_and_publishes(logs, logger_name):
     logger.debug("Server is up!")
     event = logs.recv_event_safe("tail", timeout=2)
     assert event.topic == b"logs"
-    # issue 10: 0.4.6's record text
+    # 0.4.6's record text
     assert event.data["msg"] == f"[{published_at(event)}] DEBUG test_logging.py:{line} - Server is up!\n"
     assert event.data["level"] == logging.DEBUG
 
@@ -111,6 +111,7 @@ class ExplodingJSON(JSON):
         raise SerializationError(self, data, "refused on purpose")
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_emit_never_raises_into_the_caller(zmq_module, context, logger_name, capsys):
     with SocketManager(zmq_module, context, serialization_backend=ExplodingJSON()) as sockets:
         sockets.ensure_and_bind("logs", zmq_module.PUB, "inproc://exploding", zmq.POLLOUT)
@@ -132,6 +133,7 @@ class LoggingJSON(JSON):
         return super().pack_bytes(data)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_emit_does_not_recurse(zmq_module, context, logger_name):
     serializer = LoggingJSON(logger_name)
     with SocketManager(zmq_module, context, serialization_backend=serializer) as sockets:
@@ -143,6 +145,7 @@ def test_emit_does_not_recurse(zmq_module, context, logger_name):
         assert handler.dropped == 1
 
 
+@pytest.mark.sync_only("it logs from other threads, which an asyncio manager does not take")
 @pytest.mark.parametrize("where", ["owner", "another thread"])
 def test_a_record_that_cannot_be_formatted_is_counted_as_dropped(logs, logger_name, capsys, where):
     # "dropped counts every record that was not published": a bad %-format was reported but not counted
@@ -169,7 +172,7 @@ def test_records_after_close_are_dropped_quietly(logs, logger_name, capsys):
     logger = logs.get_logger("logs", logger_name=logger_name)
     handler = logger.handlers[0]
     logs.close("logs", linger=0)
-    # closing the socket detaches the handler (issue 10: no dead handlers left behind) ...
+    # closing the socket detaches the handler (no dead handlers left behind) ...
     assert handler not in logger.handlers
     logger.info("nobody hears this")
     # ... and a record that still reaches it (a caller holding it) is dropped and counted
@@ -178,7 +181,7 @@ def test_records_after_close_are_dropped_quietly(logs, logger_name, capsys):
     assert "Logging error" not in capsys.readouterr().err
 
 
-# -- issue 10: 0.4.6's record text -------------------------------------------------------------
+# -- 0.4.6's record text -------------------------------------------------------------
 
 
 def test_records_read_as_0_4_6_wrote_them(logs, logger_name):
@@ -218,6 +221,7 @@ def test_a_formatter_set_by_the_user_wins(logs, logger_name):
     assert logs.recv_event_safe("tail", timeout=2).data["msg"] == "ERROR|custom text"
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_msg_is_text_on_the_wire_even_with_msgpack(zmq_module, context, logger_name):
     # 0.4.6 sent bytes: msgpack would deliver them as bytes, JSON could not send them at all
     with SocketManager(zmq_module, context, serialization_backend=MSGPACK()) as sockets:
@@ -230,7 +234,7 @@ def test_msg_is_text_on_the_wire_even_with_msgpack(zmq_module, context, logger_n
         assert isinstance(data["msg"], str) and data["msg"].endswith(" - héllo\n")
 
 
-# -- issue 10: records from other threads never touch the socket -------------------------------
+# -- records from other threads never touch the socket -------------------------------
 
 
 def log_from_another_thread(logger, count, text="from another thread %d"):
@@ -386,7 +390,7 @@ def test_a_thread_logging_while_the_owner_publishes_never_crashes():
             assert out.split() == ["RESULT", "0", "0"], out + err[-2000:]
 
 
-# -- issue 10: never blocks its caller ---------------------------------------------------------
+# -- never blocks its caller ---------------------------------------------------------
 
 
 def fill_push(reader, writer, zmq_module, address: str) -> int:
@@ -453,6 +457,7 @@ def test_a_greenlet_logging_while_another_waits_to_publish_is_next_in_line(logge
         context.destroy(linger=0)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_another_thread_never_waits_while_the_owner_waits_to_publish(zmq_module, logger_name):
     # logging.Handler.handle held the handler's lock around emit: a thread that logged while
     # the owner waited for a full socket (``timeout``) waited as long, though "other threads never wait"

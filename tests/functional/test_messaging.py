@@ -125,6 +125,7 @@ def test_serialization_error_sends_nothing(manager, zmq_module):
     assert manager.recv_safe("in") == {"fine": b"\x00"}
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 @pytest.mark.parametrize("serializer", [JSON(), MSGPACK()], ids=["json", "msgpack"])
 def test_malformed_payload_raises_and_the_next_message_gets_through(zmq_module, context, serializer):
     with SocketManager(zmq_module, context, serialization_backend=serializer) as sockets:
@@ -178,6 +179,7 @@ def test_set_topic_filters_events(events):
     assert [event.data["n"] for event in received if event.topic != b"logs"] == list(range(20))
 
 
+@pytest.mark.sync_only("it drives a peer socket's own blocking multipart calls")
 def test_recv_event_safe_rejects_wrong_shapes_and_keeps_going(events):
     events.set_topic("sub", "")
     publish_until_received(events, "pub", "sub", "warmup", 0)
@@ -240,6 +242,7 @@ def test_subscribe_ends_when_the_socket_is_closed(events):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_msgpack_events_keep_bytes(zmq_module, context):
     with SocketManager(zmq_module, context, serialization_backend=MSGPACK()) as sockets:
         sockets.ensure_and_bind("pub", zmq_module.PUB, "inproc://mp-events", zmq.POLLOUT)

@@ -24,6 +24,7 @@ SPAWN = multiprocessing.get_context("spawn")
 # -- reset: the lazy pirate ---------------------------------------------------------------
 
 
+@pytest.mark.sync_only("it drives a peer socket's own blocking multipart calls")
 def test_reset_recreates_a_stuck_req_socket_as_it_was(manager, zmq_module):
     manager.ensure_and_bind("server", zmq_module.ROUTER, "inproc://pirate", zmq.POLLIN | zmq.POLLOUT)
     manager.create("client", zmq_module.REQ)
@@ -206,6 +207,7 @@ def test_context_shutdown_with_pending_messages_does_not_hang():
     assert child.exitcode == 0 and time.monotonic() - started < 30
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_ten_thousand_create_close_cycles_leave_no_descriptors(zmq_module, context):
     def open_descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))

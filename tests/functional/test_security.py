@@ -203,6 +203,7 @@ def test_no_plaintext_payload_crosses_the_wire(manager, zmq_module, keys, encryp
         relay.close()
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_oversized_message_is_dropped_and_the_receiver_keeps_working(zmq_module, context):
     with (
         SocketManager(zmq_module, context, max_message_size=1024) as receiver,
@@ -229,12 +230,13 @@ def test_max_message_size_per_socket(manager, zmq_module):
     assert manager.recv_safe("in", timeout=5) == "ok"
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_max_message_size_must_be_positive(zmq_module, context):
     with pytest.raises(ValueError, match="max_message_size"):
         SocketManager(zmq_module, context, max_message_size=0)
 
 
-# -- issue 10: the authenticator starts, fails and stops cleanly, every time -------------------
+# -- the authenticator starts, fails and stops cleanly, every time -------------------
 
 
 def terminates_within(context, seconds=5.0):
@@ -267,6 +269,7 @@ def curve_round_trip(zmq_module, context, keys, admitted=True):
         return received == "through?"
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_a_failed_start_closes_its_socket_and_raises(zmq_module):
     context = zmq_module.Context()
     squatter = context.socket(zmq.REP)
@@ -285,6 +288,7 @@ def test_a_failed_start_closes_its_socket_and_raises(zmq_module):
     assert terminates_within(context), "context.term() hangs: the failed start leaked its socket"
 
 
+@pytest.mark.sync_only("it works on the context's sockets directly, not through the manager fixture")
 def test_stop_then_start_on_the_same_context_works_every_time(zmq_module, context, keys):
     authenticator = Authenticator(context)
     authenticator.allow(keys["client_public"])
@@ -304,6 +308,7 @@ def test_stop_then_start_on_the_same_context_works_every_time(zmq_module, contex
     assert not authenticator.running
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_a_new_manager_starts_the_authenticator_after_the_old_one_closed(zmq_module, context, keys):
     for attempt in range(25):
         sockets = SocketManager(zmq_module, context)

@@ -31,7 +31,7 @@ def test_create_twice_raises_with_the_documented_message(manager, zmq_module):
     manager.create("bar", zmq_module.REQ)
     with pytest.raises(SocketAlreadyExists) as caught:
         manager.create("foo", zmq_module.REP)
-    assert str(caught.value) == "SocketManager(sockets=['foo', 'bar']) already has a socket named 'foo'."
+    assert str(caught.value) == f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) already has a socket named 'foo'."
 
 
 def test_unknown_name_raises_with_the_documented_message(manager, zmq_module):
@@ -39,7 +39,7 @@ def test_unknown_name_raises_with_the_documented_message(manager, zmq_module):
     manager.create("bar", zmq_module.REQ)
     with pytest.raises(SocketNotFound) as caught:
         manager.get_by_name("boom")
-    assert str(caught.value) == "SocketManager(sockets=['foo', 'bar']) has no sockets named 'boom'."
+    assert str(caught.value) == f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) has no sockets named 'boom'."
     with pytest.raises(SocketNotFound):
         manager.send_safe("boom", {})
     with pytest.raises(SocketNotFound):
@@ -221,6 +221,7 @@ def test_disconnect_unregisters_and_returns_true(manager, zmq_module):
     assert manager.recv_safe("server", timeout=0.1) is None
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_context_manager_closes_every_socket(zmq_module, context):
     with SocketManager(zmq_module, context) as sockets:
         a = sockets.create("a", zmq_module.PUB)
@@ -229,6 +230,7 @@ def test_context_manager_closes_every_socket(zmq_module, context):
     assert sockets.sockets == {}
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_del_never_raises_even_when_close_does(zmq_module, context, recwarn):
     class BrokenClose(zmq_module.Socket):
         broken = True
@@ -282,7 +284,7 @@ def test_sockets_and_addresses_are_ordered_mappings(manager, zmq_module):
         manager.ensure_and_bind(name, zmq_module.PULL, f"inproc://ordered-{name}", zmq.POLLIN)
     assert list(manager.sockets) == ["c", "a", "b"]
     assert manager.addresses == {n: f"inproc://ordered-{n}" for n in ("c", "a", "b")}
-    assert repr(manager) == "SocketManager(sockets=['c', 'a', 'b'])"
+    assert repr(manager) == f"{_repr_name(zmq_module)}(sockets=['c', 'a', 'b'])"
 
 
 def test_set_socket_option(manager, zmq_module):
@@ -296,6 +298,7 @@ def test_set_socket_option(manager, zmq_module):
         manager.set_socket_option("nope", zmq.LINGER, 0)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_constructor_validates_its_arguments(zmq_module, context):
     with pytest.raises(TypeError, match="serialization_backend must have pack"):
         SocketManager(zmq_module, context, serialization_backend=object())
@@ -376,3 +379,8 @@ def test_text_that_is_not_utf8_is_a_refused_option_and_nothing_is_recorded(manag
     assert not record.subscriptions
     manager.set_topic("sub", "fine")
     assert record.subscriptions == {b"fine"}
+
+
+def _repr_name(zmq_module) -> str:
+    """How a manager of ``zmq_module``'s flavour names itself in its repr and in error messages."""
+    return "asyncio.SocketManager" if zmq_module.__name__ == "zmq.asyncio" else "SocketManager"

@@ -102,7 +102,7 @@ def test_base_serializer_methods_must_be_implemented():
         BaseSerializer().unpack(b"")
 
 
-# -- issue 10: what unpack accepts, pack sends back ---------------------------------------------
+# -- what unpack accepts, pack sends back ---------------------------------------------
 
 
 def nested(depth, leaf=None):
@@ -285,6 +285,7 @@ def test_builtin_serializers_are_binary_and_others_are_not():
     assert not getattr(LegacyUpper(), "binary", False)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_a_0_4_6_serializer_receives_str(manager, zmq_module):
     with SocketManager(zmq_module, manager.context, serialization_backend=LegacyUpper()) as sockets:
         sockets.ensure_and_bind("in", zmq_module.PULL, "inproc://legacy", zmq.POLLIN)
@@ -304,6 +305,7 @@ def test_a_0_4_6_serializer_receives_str(manager, zmq_module):
         assert sockets.recv_safe("in", timeout=2) == ("text", "NEXT")
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_a_binary_serializer_receives_bytes(manager, zmq_module):
     with SocketManager(zmq_module, manager.context, serialization_backend=RawFrames()) as sockets:
         sockets.ensure_and_bind("in", zmq_module.PULL, "inproc://raw", zmq.POLLIN)

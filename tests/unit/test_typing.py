@@ -1,4 +1,4 @@
-"""Issue 14: agentzero is typed — a user's program type-checks against the installed package.
+"""agentzero is typed — a user's program type-checks against the installed package.
 
 These run mypy (from the ``test`` extra) in a subprocess; they take a few seconds.
 """

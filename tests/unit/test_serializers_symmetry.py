@@ -1,4 +1,4 @@
-"""Issue 20's serializer items: symmetric, or refused when packing.
+"""Serializers are symmetric, or refused when packing.
 
 - JSON() writes NaN and infinities as ``null`` whatever else the value holds;
 - MSGPACK refuses when packing what every receiver refuses (keys that are not

@@ -1,4 +1,4 @@
-"""Issue 20: what a receiver would refuse is refused by ``send_safe``, and nothing is sent.
+"""Serializers through real sockets: what a receiver would refuse is refused by ``send_safe``, and nothing is sent.
 
 Each test sends a refused value through a real PUSH/PULL pair over inproc,
 then a valid one, and checks that the valid one is the first (and only)
@@ -64,6 +64,7 @@ def valid_message(serializer_class):
     return {"n": 2**64 if serializer_class is JSON else 2**63, "text": "é", "list": [1.5, None]}
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 @pytest.mark.parametrize("serializer_class, options, refused", REFUSED, ids=IDS)
 def test_send_safe_refuses_and_sends_nothing(zmq_module, context, serializer_class, options, refused):
     with SocketManager(zmq_module, context, serialization_backend=serializer_class(**options)) as sockets:
@@ -102,6 +103,7 @@ def test_asyncio_send_safe_refuses_and_sends_nothing(serializer_class, options, 
         terminate(context)
 
 
+@pytest.mark.sync_only("it builds sync SocketManagers of its own")
 def test_a_strict_json_publisher_refuses_and_publishes_nothing(zmq_module, context):
     with SocketManager(zmq_module, context, serialization_backend=JSON(strict=True)) as sockets:
         address = make_address("inproc")
