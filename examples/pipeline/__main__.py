@@ -191,7 +191,7 @@ def command_step(args: argparse.Namespace) -> int:
     worker.connect(timeout=args.connect_timeout)
     print(f"{worker.worker_id} pulling {worker.job_type} jobs on {worker.address}", flush=True)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
-    gevent.signal_handler(signal.SIGINT, worker.stop)
+    gevent.signal_handler(signal.SIGINT, worker.interrupt)  # Ctrl-C: at once, its jobs handed back
     try:
         worker.run()
     finally:
