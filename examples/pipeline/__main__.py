@@ -221,9 +221,9 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from rich.console import Console  # only `run` draws: workers start faster without rich
+    from examples.output import make_console  # only `run` draws: workers start faster without rich
 
-    console = Console()
+    console = make_console()
     steps = PIPELINES[args.pipeline]
     manager = PipelineManager(max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout)
     addresses = manager.start()
