@@ -208,7 +208,13 @@ class StepWorker:
         self.logger.propagate = False
 
     def run(self) -> None:
-        """Heartbeat and work until :meth:`stop` is called."""
+        """Heartbeat and work until :meth:`stop` or :meth:`interrupt` is called.
+
+        A ``KeyboardInterrupt`` raised inside a step is that job's error, like
+        any other exception: to stop on Ctrl-C, call :meth:`interrupt` from a
+        SIGINT handler, ``gevent.signal_handler(signal.SIGINT, worker.interrupt)``,
+        as the command line does.
+        """
         self._last_beat = time.monotonic()
         beating = gevent.spawn(self._heartbeat)
         self.logger.info("%s worker %s pulling jobs on %s", self.job_type, self.worker_id, self.address)

@@ -4,6 +4,7 @@ Run it with ``python -m examples.pipeline step tests.functional.pipeline_hostile
 What it does comes from the job's data:
 
 - ``{"result_size": N}``: return a result of about N bytes;
+- ``{"unsendable": true}``: return a result JSON cannot carry (a lone surrogate);
 - ``{"raise": NAME, "until_attempt": K}``: raise NAME (``SystemExit``, ``KeyboardInterrupt``,
   ``Abort``, a :class:`BaseException` that is not an :class:`Exception`, ``RuntimeError`` or
   ``JobFailed``) on the attempts up to K (every attempt without K), with a message of
@@ -39,6 +40,8 @@ class Hostile(Step):
     def process(self, data: dict[str, Any], job: Job) -> Any:
         if "result_size" in data:
             return {"blob": "x" * data["result_size"]}
+        if data.get("unsendable"):
+            return {"text": "lone \ud800 surrogate"}
         name = data.get("raise")
         until = data.get("until_attempt")
         if name is not None and (until is None or job.attempt <= until):

@@ -124,6 +124,26 @@ def test_results_and_errors_too_large_for_the_manager_fail_their_job_after_its_a
     assert worker.poll() is None
 
 
+def test_an_error_still_too_large_once_cut_and_an_unsendable_result_are_errors_of_their_job(line):
+    pipeline = line(max_message_size=4096, max_attempts=2)
+    worker = pipeline.spawn()
+    pipeline.run(
+        [
+            hostile("huge-error", **{"raise": "SystemExit", "message_size": 100_000}),
+            hostile("unsendable", unsendable=True),
+            hostile("fine"),
+        ]
+    )
+    huge = pipeline.manager.jobs["huge-error"]
+    assert huge.state == FAILED and huge.attempts == 2 and huge.error["name"] == "ReportTooLarge"
+    assert "the error of job 'huge-error'" in huge.error["traceback"], huge.error
+    unsendable = pipeline.manager.jobs["unsendable"]
+    assert unsendable.state == FAILED and unsendable.attempts == 2
+    assert unsendable.error["name"] == "SerializationError" and "surrogate" in unsendable.error["traceback"]
+    assert pipeline.manager.jobs["fine"].state == COMPLETED
+    assert pipeline.manager.stats()["bad_messages"] == {} and worker.poll() is None
+
+
 def test_system_exit_keyboard_interrupt_and_other_base_exceptions_of_a_step_are_errors_of_its_job(line):
     pipeline = line(max_attempts=2)
     worker = pipeline.spawn()
