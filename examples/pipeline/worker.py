@@ -246,7 +246,8 @@ class StepWorker:
         """Stop now (Ctrl-C): end the running jobs unfinished and leave; the manager sends them again.
 
         Steps are idempotent (see :doc:`/steps`), so running such a job again
-        elsewhere is safe. The command line calls this on SIGINT.
+        elsewhere is safe. The command line calls this on SIGINT. A step that
+        never yields to gevent (pure computation) ends only when it returns.
         """
         self._stopping = self._interrupted = True
         self.pool.kill(block=False)
