@@ -3,7 +3,8 @@
     agentzero streamer --bind-in tcp://127.0.0.1:5000 --bind-out tcp://127.0.0.1:5001
     agentzero tail tcp://127.0.0.1:6000 --topic logs
 
-Bad arguments and unusable addresses exit with code 2 and one line on stderr;
+Bad arguments and unusable addresses exit with code 2 and one line on stderr
+(a bare ``agentzero`` prints the usage line before it);
 Ctrl-C (or SIGTERM) closes the sockets and exits with code 0. The devices live
 in :mod:`agentzero.console_devices`, the tail in :mod:`agentzero.console_tail`.
 """
@@ -206,12 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         the exit code: 0 on success or after Ctrl-C/SIGTERM, 1 when a device's
         proxy failed, 2 for a bad argument or an unusable address (with one
-        line on stderr).
+        line on stderr; after the usage line when no argument was given).
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(arguments)
         return int(args.run(args))
     except UsageError as problem:
+        if not arguments:  # a bare `agentzero`: show how it is called, not only what is missing
+            print(parser.format_usage().rstrip(), file=sys.stderr)
         _error_line(str(problem))
         return 2
     except AgentZeroSocketError as problem:

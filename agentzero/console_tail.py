@@ -42,6 +42,8 @@ MAX_DEPTH = 64
 TOO_DEEP = "<nested too deep>"
 LEVEL_COLOURS = {10: "\033[2m", 20: "\033[32m", 30: "\033[33m", 40: "\033[31m", 50: "\033[1;31m"}
 RESET = "\033[0m"
+#: a log message naming its level within this many first characters is printed without tail's level
+LEVEL_NAMED_WITHIN = 100
 
 # C0 and C1 controls, DEL, lone surrogates, and the invisible characters that
 # reorder text or break lines (bidi embeddings, overrides and isolates, LS, PS).
@@ -194,12 +196,17 @@ def format_event(topic: bytes, data: Any, as_json: bool = False, colour: bool = 
     Returns
     -------
     str
-        the line to print, without a newline.
+        the line to print, without a newline. A log line starts with the
+        record's level name, unless its message already names it in its first
+        :data:`LEVEL_NAMED_WITHIN` characters (the handler's default format,
+        ``[time] LEVEL file:line - message``, does): the level shows once.
 
     >>> format_event(b'logs', {'msg': 'Server is up!', 'args': [], 'level': 20})
     'INFO     logs  Server is up!'
     >>> format_event(b'logs', {'msg': 'line one\\n', 'args': [], 'level': 20})
     'INFO     logs  line one'
+    >>> format_event(b'logs', {'msg': '[2026-11-30T21:00:00Z] INFO app.py:3 - up\\n', 'level': 20})
+    'logs  [2026-11-30T21:00:00Z] INFO app.py:3 - up'
     >>> format_event(b'job:success', {'id': 1})
     'job:success  {"id":1}'
     >>> format_event(b'metric', [1, 2], as_json=True)
@@ -214,7 +221,10 @@ def format_event(topic: bytes, data: Any, as_json: bool = False, colour: bool = 
         message = data["msg"]
         if message.endswith("\n"):
             message = message[:-1]
-        line = f"{_level_name(level):8s} {name}  {escape_text(message)}"
+        level_name = _level_name(level)
+        line = f"{name}  {escape_text(message)}"
+        if not _names_level(message, level_name):
+            line = f"{level_name:8s} {line}"
         if colour:
             stamp = datetime.datetime.now().strftime("%H:%M:%S")
             return f"{LEVEL_COLOURS.get(level - level % 10, '')}{stamp} {line}{RESET}"
@@ -229,6 +239,12 @@ def _is_log_record(data: Any) -> bool:
         and isinstance(data.get("level"), int)
         and not isinstance(data.get("level"), bool)
     )
+
+
+def _names_level(message: str, level_name: str) -> bool:
+    """True when ``level_name`` is a word of ``message``'s first :data:`LEVEL_NAMED_WITHIN` characters."""
+    opening = message[:LEVEL_NAMED_WITHIN]
+    return re.search(rf"(?<!\w){re.escape(level_name)}(?!\w)", opening) is not None
 
 
 def _level_name(level: int) -> str:

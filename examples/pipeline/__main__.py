@@ -191,7 +191,7 @@ def command_step(args: argparse.Namespace) -> int:
     worker.connect(timeout=args.connect_timeout)
     print(f"{worker.worker_id} pulling {worker.job_type} jobs on {worker.address}", flush=True)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
-    gevent.signal_handler(signal.SIGINT, worker.stop)
+    gevent.signal_handler(signal.SIGINT, worker.interrupt)  # Ctrl-C: at once, its jobs handed back
     try:
         worker.run()
     finally:
@@ -221,9 +221,9 @@ def command_status(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from rich.console import Console  # only `run` draws: workers start faster without rich
+    from examples.output import make_console  # only `run` draws: workers start faster without rich
 
-    console = Console()
+    console = make_console()
     steps = PIPELINES[args.pipeline]
     manager = PipelineManager(max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout)
     addresses = manager.start()

@@ -31,9 +31,11 @@ from examples.pipeline import protocol
 from examples.pipeline.builtin_steps import PIPELINES
 from examples.pipeline.protocol import (
     COMPLETED,
+    DEFAULT_MAX_MESSAGE_SIZE,
     DISPATCHED,
     FAILED,
     FINAL_STATES,
+    MAX_REASON_CHARS,
     QUEUED,
     RUNNING,
     BadJob,
@@ -47,9 +49,6 @@ from examples.pipeline.records import JobRecord
 from examples.pipeline.roster import Roster
 
 log = logging.getLogger("pipeline.manager")
-
-#: The largest event, job or request the manager reads, in bytes.
-DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
 class PipelineManager(Roster):
@@ -411,7 +410,7 @@ class PipelineManager(Roster):
             self._step_succeeded(job, worker_id, data.get("result"))
         elif topic == b"job:failed":
             reason = data.get("reason")
-            reason = reason[:2000] if isinstance(reason, str) else repr(reason)[:2000]
+            reason = (reason if isinstance(reason, str) else repr(reason))[:MAX_REASON_CHARS]
             self._finish(job, FAILED, error={"reason": reason, "step": job.job_type})
         elif topic == b"job:error":
             error = data.get("error")

@@ -42,6 +42,10 @@ MAX_CONCURRENCY = 1024
 TOKEN_BYTES = 8
 #: The status socket's commands.
 COMMANDS = ("addresses", "settings", "stats", "status", "submit")
+#: The largest event, job or request the manager reads by default, in bytes.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+#: The most characters of a failure's reason a worker sends (and the manager keeps).
+MAX_REASON_CHARS = 2000
 
 _WORKER_ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
 _TOKEN = re.compile(rf"^[0-9a-f]{{{2 * TOKEN_BYTES}}}$")
@@ -95,6 +99,40 @@ def is_clean_text(value: Any, limit: int = MAX_ID_LENGTH) -> TypeGuard[str]:
     (True, False, False, False)
     """
     return type(value) is str and 0 < len(value) <= limit and value.isprintable()
+
+
+def excerpt(text: str, limit: int) -> str:
+    """Return ``text``, or when it is longer than ``limit`` characters, its start and end around a note.
+
+    Lone surrogates become ``\\udXXX`` escapes, so the excerpt can always be sent.
+
+    Parameters
+    ----------
+    text : str
+        a reason or a traceback, of any length
+    limit : int
+        the most characters returned; at least 100
+
+    Returns
+    -------
+    str
+        at most ``limit`` characters of valid Unicode
+
+    Examples
+    --------
+    >>> excerpt("short", 100)
+    'short'
+    >>> cut = excerpt("a" * 150 + "z" * 150, 100)
+    >>> len(cut) <= 100, cut[:3], cut[-3:], "characters cut" in cut
+    (True, 'aaa', 'zzz', True)
+    """
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) <= limit:
+        return text
+    note = f"\n[... {len(text)} characters, {{}} characters cut ...]\n"
+    kept = limit - len(note.format(len(text)))
+    head = kept // 2
+    return text[:head] + note.format(len(text) - kept) + text[len(text) - (kept - head) :]
 
 
 def _short(value: Any) -> str:

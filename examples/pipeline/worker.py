@@ -6,6 +6,15 @@ Sockets (all named, all in one SocketManager):
 - ``jobs`` PULL, bound to a random port; the manager's PUSH for this job type connects to it;
 - ``events`` PUB, connected to the manager's SUB: heartbeats, job events, metrics and logs.
 
+A step's result or error travels in one event, which the manager reads only
+up to its ``max_message_size``: the worker asks for that limit when it
+connects, and reports a result or error that would not fit as a
+:class:`ReportTooLarge` error of the job instead of sending it.
+
+Ctrl-C (SIGINT, with the command line's handler) stops the worker at once:
+its running jobs are ended unfinished and the manager hands them, with the
+ones still waiting, to other workers. SIGTERM lets the running jobs finish.
+
 A worker that was frozen (SIGSTOP, a swapped-out machine) for longer than the
 manager's heartbeat timeout has been dropped by then, and its jobs given to
 others: for a moment after it wakes, it refuses (``job:refused``) the
@@ -25,15 +34,48 @@ import gevent.pool
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, SerializationError
+from agentzero.serializers import frame_packer
 from agentzero.util import serialized_exception
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.pipeline import protocol
-from examples.pipeline.protocol import TOKEN_BYTES, finite_seconds, is_clean_text
+from examples.pipeline.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_REASON_CHARS,
+    TOKEN_BYTES,
+    excerpt,
+    finite_seconds,
+    is_clean_text,
+)
 from examples.pipeline.steps import Job, JobFailed, Step
 
 #: Seconds after waking from a freeze during which dispatches are refused.
 REFUSE_AFTER_FREEZE = 0.5
+#: The most characters of a step's traceback a worker sends: its start and its end.
+MAX_TRACEBACK_CHARS = 8000
+
+
+class ReportTooLarge(Exception):
+    """A job's result or error that the manager would drop for its size; the worker sends this instead.
+
+    Parameters
+    ----------
+    job_id : str
+        the job
+    what : str
+        ``"result"`` or ``"error"``
+    size : int
+        the event's size, in bytes
+    limit : int
+        the manager's ``max_message_size``
+    """
+
+    def __init__(self, job_id: str, what: str, size: int, limit: int) -> None:
+        self.job_id, self.what, self.size, self.limit = job_id, what, size, limit
+        super().__init__(
+            f"the {what} of job {job_id!r} makes an event of {size} bytes, "
+            f"over the manager's max_message_size of {limit} bytes: it was not sent"
+        )
 
 
 class ManagerUnreachable(RuntimeError):
@@ -125,6 +167,10 @@ class StepWorker:
         self.busy_seconds = 0.0
         #: seconds of silence after which the manager drops a worker (it says so when asked)
         self.lease = 3.0
+        #: the largest event the manager reads, in bytes (it says so when asked)
+        self.max_event_size = DEFAULT_MAX_MESSAGE_SIZE
+        self._pack = frame_packer(self.sockets.serialization_backend)
+        self._interrupted = False
         self._last_beat = time.monotonic()
         self._refusing_until = 0.0
         self._unannounced: dict[str, dict[str, Any]] = {}
@@ -144,9 +190,13 @@ class StepWorker:
         self.sockets.close("manager", linger=0)
         if not isinstance(addresses, dict) or not isinstance(addresses.get("events"), str):
             raise ManagerUnreachable(f"{self.manager_address} answered {addresses!r}, not its addresses")
-        lease = settings.get("heartbeat_timeout") if isinstance(settings, dict) else None
+        if not isinstance(settings, dict):
+            settings = {}
+        lease, limit = settings.get("heartbeat_timeout"), settings.get("max_message_size")
         if isinstance(lease, (int, float)) and not isinstance(lease, bool) and 0 < lease < 3600:
             self.lease = float(lease)
+        if type(limit) is int and limit > 0:
+            self.max_event_size = limit
         self.sockets.create("jobs", zmq.PULL)
         _, self.address = self.sockets.bind_to_random_port(
             "jobs", zmq.POLLIN, local_address=f"tcp://{self.bind_host}"
@@ -158,7 +208,13 @@ class StepWorker:
         self.logger.propagate = False
 
     def run(self) -> None:
-        """Heartbeat and work until :meth:`stop` is called."""
+        """Heartbeat and work until :meth:`stop` or :meth:`interrupt` is called.
+
+        A ``KeyboardInterrupt`` raised inside a step is that job's error, like
+        any other exception: to stop on Ctrl-C, call :meth:`interrupt` from a
+        SIGINT handler, ``gevent.signal_handler(signal.SIGINT, worker.interrupt)``,
+        as the command line does.
+        """
         self._last_beat = time.monotonic()
         beating = gevent.spawn(self._heartbeat)
         self.logger.info("%s worker %s pulling jobs on %s", self.job_type, self.worker_id, self.address)
@@ -176,6 +232,8 @@ class StepWorker:
                 if dispatch is not None:
                     self._take(dispatch)
         finally:
+            if self._interrupted:
+                self.pool.kill(timeout=1)
             self.pool.join(timeout=5)
             self._publish_available(leaving=True)
             beating.kill()
@@ -183,6 +241,16 @@ class StepWorker:
     def stop(self) -> None:
         """Finish the running jobs, tell the manager this worker leaves, and stop."""
         self._stopping = True
+
+    def interrupt(self) -> None:
+        """Stop now (Ctrl-C): end the running jobs unfinished and leave; the manager sends them again.
+
+        Steps are idempotent (see :doc:`/steps`), so running such a job again
+        elsewhere is safe. The command line calls this on SIGINT. A step that
+        never yields to gevent (pure computation) ends only when it returns.
+        """
+        self._stopping = self._interrupted = True
+        self.pool.kill(block=False)
 
     def close(self) -> None:
         """Close the sockets, giving the last events half a second to leave."""
@@ -246,6 +314,8 @@ class StepWorker:
             self.malformed += 1
             self.logger.error("dropped a malformed dispatch: %.200r", dispatch)
             return
+        if self._stopping:
+            return  # held for this worker: the manager sends it again when this worker leaves
         header = {"job_id": job_id, "token": token, "worker_id": self.worker_id, "job_type": self.job_type}
         if self._woke_from_freeze(time.monotonic()):
             self.refused += 1
@@ -268,23 +338,59 @@ class StepWorker:
         self._unannounced[token] = header
         started = time.perf_counter()
         try:
+            topic, outcome = self._outcome(job, data)
+            self._report(header, topic, outcome, job)
+        finally:
+            self._unannounced.pop(token, None)
+            self.busy_seconds += time.perf_counter() - started
+
+    def _outcome(self, job: Job, data: Any) -> tuple[str, dict[str, Any]]:
+        """Run the step for ``job``; return the topic and the fields of the event that says how it went."""
+        try:
             delay = data.get("delay") if isinstance(data, dict) else None
             if isinstance(delay, (int, float)) and 0 < delay < 3600:  # simulated work, cooperative
                 gevent.sleep(delay)
             result = self.step.process(data if isinstance(data, dict) else {"value": data}, job)
-            self.sockets.publish_safe("events", protocol.JOB_SUCCESS, {**header, "result": result})
+        except gevent.GreenletExit:
+            raise  # interrupted: no outcome; the manager sends the job again
         except JobFailed as failure:
-            self.errors += 1
-            self.sockets.publish_safe("events", protocol.JOB_FAILED, {**header, "reason": str(failure)})
-        except Exception as error:  # any other error is retried by the manager
-            self.errors += 1
-            if not isinstance(error, SerializationError):
-                self.logger.warning("job %s raised %r on attempt %d", job.id, error, job.attempt)
-            self.sockets.publish_safe(
-                "events", protocol.JOB_ERROR, {**header, "error": serialized_exception(error)}
-            )
+            return protocol.JOB_FAILED, {"reason": excerpt(_text_of(failure), MAX_REASON_CHARS)}
+        except BaseException as error:  # SystemExit, KeyboardInterrupt...: the job's error, not the worker's
+            # the log handler sends its arguments too: only a bounded excerpt
+            said = excerpt(f"{type(error).__name__}: {_text_of(error)}", 300)
+            self.logger.warning("job %s raised %s on attempt %d", job.id, said, job.attempt)
+            described = serialized_exception(error)
+            described["traceback"] = excerpt(described["traceback"], MAX_TRACEBACK_CHARS)
+            return protocol.JOB_ERROR, {"error": described}
+        return protocol.JOB_SUCCESS, {"result": result}
+
+    def _report(self, header: dict[str, Any], topic: str, outcome: dict[str, Any], job: Job) -> None:
+        """Publish a job's outcome, or an error of the job when the manager could not read it.
+
+        An outcome that cannot be serialized, or whose event is larger than the
+        manager's ``max_message_size``, becomes a ``job:error`` (retried by the
+        manager like any error) instead of an event the manager would drop.
+        """
+        try:
+            size = len(topic.encode()) + len(self._pack({**header, **outcome}))
+        except SerializationError as error:
+            topic, outcome = protocol.JOB_ERROR, {"error": serialized_exception(error)}
         else:
+            if size > self.max_event_size:
+                what = "result" if topic == protocol.JOB_SUCCESS else "error"
+                problem = ReportTooLarge(job.id, what, size, self.max_event_size)
+                self.logger.error("%s", problem)
+                topic, outcome = protocol.JOB_ERROR, {"error": serialized_exception(problem)}
+        if topic == protocol.JOB_SUCCESS:
             self.done += 1
-        finally:
-            self._unannounced.pop(token, None)
-            self.busy_seconds += time.perf_counter() - started
+        else:
+            self.errors += 1
+        self.sockets.publish_safe("events", topic, {**header, **outcome})
+
+
+def _text_of(error: BaseException) -> str:
+    """``str(error)``, or a note that it failed when the exception's ``__str__`` raises."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__name__} whose str() failed>"

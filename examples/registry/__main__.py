@@ -15,6 +15,7 @@ import gevent
 from rich.console import Console
 from rich.table import Table
 
+from examples.output import make_console
 from examples.processes import spawn_module, stop_processes
 from examples.registry.registry import Registry
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.jobs < 1:
         parser.error("--workers and --jobs must be >= 1")
-    console = Console()
+    console = make_console()
     registry = Registry({TOKEN}, heartbeat_timeout=1.5)
     processes = {f"agent-{n}": start_worker(registry.address, f"agent-{n}") for n in range(args.workers)}
     started = time.monotonic()

@@ -206,14 +206,16 @@ def test_tail_reads_msgpack_and_survives_its_hostile_events(publisher):
 def test_tail_strips_the_trailing_newline_of_the_log_format(publisher):
     tail, _ = start_tail(publisher)
     try:
-        for mark, message in enumerate(
-            ["[2026-11-30T21:00:00Z] INFO app.py:12 - hello\n", "plain hello", "two\nlines\n"]
-        ):
+        formatted = "[2026-11-30T21:00:00Z] INFO app.py:12 - hello"
+        printed = {
+            f"{formatted}\n": f"logs  {formatted}\n".encode(),  # the record names its level: not again
+            "plain hello": b"INFO     logs  plain hello\n",
+            "two\nlines\n": b"INFO     logs  two\\nlines\n",
+        }
+        for mark, (message, expected) in enumerate(printed.items()):
             data = json.dumps({"msg": message, "args": [], "level": 20}).encode()
             (line,) = send_then_mark(tail, publisher, [b"logs", data], mark)
-            assert (
-                line == b"INFO     logs  " + message.removesuffix("\n").replace("\n", "\\n").encode() + b"\n"
-            )
+            assert line == expected
     finally:
         assert tail.stop() == 0
 
