@@ -34,16 +34,12 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from agentzero.flavours import choose, default_context
 from agentzero.flavours.aio import AsyncioFlavour
 from agentzero.flavours.aio_logs import AsyncZMQPubHandler
 from agentzero.flavours.coroutines import CoroutineCalls
-from agentzero.manager.addresses import Addresses
-from agentzero.manager.loggers import Loggers
+from agentzero.flavours.managers import DEFAULT_POLLING_TIMEOUT, DEFAULT_TIMEOUT_IN_SECONDS, ManagerBase
 from agentzero.manager.messaging import Event
-from agentzero.manager.security import Security
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
-from agentzero.serializers import BaseSerializer
 
 __all__ = [
     "DEFAULT_POLLING_TIMEOUT",
@@ -53,16 +49,8 @@ __all__ = [
     "SocketManager",
 ]
 
-#: How long the coroutines wait by default, in seconds (as :data:`agentzero.core.DEFAULT_TIMEOUT_IN_SECONDS`).
-DEFAULT_TIMEOUT_IN_SECONDS = 10
-#: The longest single wait before the socket is checked again, in milliseconds.
-DEFAULT_POLLING_TIMEOUT = 10000
 
-# the constructor's ``zmq`` argument shadows the module inside it
-_zmq_asyncio = zmq.asyncio
-
-
-class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
+class SocketManager(ManagerBase, CoroutineCalls):
     """Named ZeroMQ sockets for asyncio: :class:`agentzero.core.SocketManager` whose waits are coroutines.
 
     Parameters
@@ -103,45 +91,12 @@ class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
 
     _waiting: AsyncioFlavour
     _log_handler_class = AsyncZMQPubHandler
+    _default_module = zmq.asyncio
+    _for_asyncio = True
+    _repr_name = "asyncio.SocketManager"
 
-    def __init__(
-        self,
-        zmq: Any = None,
-        context: Any = None,
-        serialization_backend: BaseSerializer | None = None,
-        polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
-        max_message_size: int | None = None,
-    ) -> None:
-        module = zmq if zmq is not None else _zmq_asyncio
-        flavour = choose(module, context, for_asyncio=True)
-        self._set_up(
-            module,
-            context if context is not None else default_context(flavour, module),
-            serialization_backend,
-            polling_timeout,
-            timeout,
-            max_message_size,
-            flavour,
-        )
-
-    def __repr__(self) -> str:
-        return f"asyncio.SocketManager(sockets={list(self.sockets)!r})"
-
-    def __enter__(self) -> SocketManager:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close_all()
-
-    async def __aenter__(self) -> SocketManager:
+    async def __aenter__(self) -> SocketManager:  # noqa: D105
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self.close_all()
-
-    def __del__(self) -> None:
-        try:
-            self.close_all()
-        except Exception:  # noqa: S110 - a finalizer must never raise
-            pass

@@ -10,19 +10,15 @@ remaining steps at once (:func:`~agentzero.flavours.base.drive`). See
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import zmq as _zmq
 
-from agentzero.flavours import choose, default_context
 from agentzero.flavours.base import drive
+from agentzero.flavours.managers import DEFAULT_POLLING_TIMEOUT, DEFAULT_TIMEOUT_IN_SECONDS, ManagerBase
 from agentzero.logs import ZMQPubHandler
-from agentzero.manager.addresses import Addresses
-from agentzero.manager.loggers import Loggers
 from agentzero.manager.messaging import Event, Messaging
-from agentzero.manager.security import Security
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
-from agentzero.serializers import BaseSerializer
 
 __all__ = [
     "DEFAULT_POLLING_TIMEOUT",
@@ -34,18 +30,13 @@ __all__ = [
     "zmq",
 ]
 
-#: How long :meth:`SocketManager.wait_until_ready` waits by default, in seconds.
-DEFAULT_TIMEOUT_IN_SECONDS = 10
-#: The longest single poll, in milliseconds.
-DEFAULT_POLLING_TIMEOUT = 10000
-
 # The documentation's examples do ``from agentzero.core import zmq``.
 zmq = _zmq
 
 _T = TypeVar("_T")
 
 
-class SocketManager(Loggers, Security, Messaging, Addresses):
+class SocketManager(ManagerBase, Messaging):
     """High-level abstraction for zeromq's non-blocking api.
 
     Creates, retrieves, connects and binds sockets by name, keeps them all in
@@ -111,42 +102,8 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
     >>> context.term()
     """
 
-    def __init__(
-        self,
-        zmq: Any = None,
-        context: Any = None,
-        serialization_backend: BaseSerializer | None = None,
-        polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
-        max_message_size: int | None = None,
-    ) -> None:
-        module = zmq if zmq is not None else _zmq
-        flavour = choose(module, context, for_asyncio=False)
-        self._set_up(
-            module,
-            context if context is not None else default_context(flavour, module),
-            serialization_backend,
-            polling_timeout,
-            timeout,
-            max_message_size,
-            flavour,
-        )
+    _default_module = _zmq
 
     def _finish(self, steps: Steps[_T]) -> _T:
         outcome: _T = drive(steps)
         return outcome
-
-    def __repr__(self) -> str:
-        return f"SocketManager(sockets={list(self.sockets)!r})"
-
-    def __enter__(self) -> SocketManager:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close_all()
-
-    def __del__(self) -> None:
-        try:
-            self.close_all()
-        except Exception:  # noqa: S110 - a finalizer must never raise
-            pass

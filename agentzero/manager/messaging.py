@@ -38,7 +38,7 @@ from agentzero.manager.checks import (
     check_seconds,
     translate,
 )
-from agentzero.manager.frames import deserialization_error, discard_rest_of_message, read_rest_of_message
+from agentzero.manager.frames import deserialization_error, read_rest_of_message
 from agentzero.manager.multipart import Multipart
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
@@ -148,21 +148,7 @@ class Messaging(Multipart):
         ValueError
             when a timeout is negative, infinite or NaN.
         """
-        try:
-            record = self._records[name]
-        except KeyError:
-            record = self.get_record(name)
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        try:
-            try:
-                payload = raw_recv(record.socket, NOBLOCK)
-            except _ZMQError as exc:
-                return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, self._one_frame))
-            return self._one_frame(record, payload)
-        except BaseException:
-            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-            raise
+        return self._receive(name, timeout, polling_timeout, self._one_frame)
 
     def _one_frame(self, record: SocketRecord, payload: bytes) -> Any:
         """The rest of :meth:`recv_safe` once the first frame, ``payload``, is read (see :meth:`_taking`)."""
@@ -272,10 +258,6 @@ class Messaging(Multipart):
         SocketClosed
             when the socket is closed while waiting.
         """
-        try:
-            record = self._records[name]
-        except KeyError:
-            record = self.get_record(name)
         if topic is not None and topic is not False:
             if not isinstance(topic, (str, bytes)):
                 raise TypeError(
@@ -283,17 +265,7 @@ class Messaging(Multipart):
                     f"received {topic!r}({type(topic)}) instead"
                 )
             self.set_topic(name, topic)
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        try:
-            try:
-                first = raw_recv(record.socket, NOBLOCK)
-            except _ZMQError as exc:
-                return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, self._event))
-            return self._event(record, first)
-        except BaseException:
-            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-            raise
+        return self._receive(name, timeout, polling_timeout, self._event)
 
     def _event(self, record: SocketRecord, first: bytes) -> Event:
         """The rest of :meth:`recv_event_safe` once the first frame is read (see :meth:`_taking`)."""

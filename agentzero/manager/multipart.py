@@ -18,7 +18,6 @@ import zmq
 from agentzero.errors import MessageTooLarge
 from agentzero.manager.backend import NOBLOCK, POLLIN, RCVMORE, SNDMORE, events, raw_get, raw_recv, raw_send
 from agentzero.manager.checks import check_seconds, translate
-from agentzero.manager.frames import discard_rest_of_message
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Waits
 
@@ -112,21 +111,7 @@ class Multipart(Waits):
         ValueError
             when ``timeout`` is negative, infinite or NaN.
         """
-        try:
-            record = self._records[name]
-        except KeyError:
-            record = self.get_record(name)
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        try:
-            try:
-                first = raw_recv(record.socket, NOBLOCK)
-            except _ZMQError as exc:
-                return self._finish(self._recv_steps(record, exc, timeout, None, self._all_frames))
-            return self._all_frames(record, first)
-        except BaseException:
-            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-            raise
+        return self._receive(name, timeout, None, self._all_frames)
 
     def drain_multipart_safe(self, name: Any, limit: int = 256) -> Iterator[list[bytes]]:
         """Yield the messages already waiting on the named socket, at most ``limit``, never waiting.

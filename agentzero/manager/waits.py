@@ -19,7 +19,13 @@ from typing import Any, Callable, Generator, TypeVar
 import zmq
 
 from agentzero.manager.backend import NOBLOCK, NOT_READY_ERRNOS, POLLIN, POLLOUT, SNDMORE, raw_recv, raw_send
-from agentzero.manager.checks import check_mechanism, check_milliseconds, translate, wait_arguments
+from agentzero.manager.checks import (
+    check_mechanism,
+    check_milliseconds,
+    check_seconds,
+    translate,
+    wait_arguments,
+)
 from agentzero.manager.frames import discard_rest_of_message
 from agentzero.manager.sockets import Sockets
 from agentzero.manager.table import SocketRecord
@@ -152,6 +158,37 @@ class Waits(Sockets):
                     self._table.remove(record)
                 else:
                     self._table.set_mechanism(record, 0)
+
+    # -- receiving, for every receive call ------------------------------------------------------
+
+    def _receive(
+        self,
+        name: Any,
+        timeout: float | None,
+        polling_timeout: float | None,
+        taking: Callable[[SocketRecord, bytes], _T],
+    ) -> _T | None:
+        """Receive a message on the named socket and read it with ``taking(record, first frame)``.
+
+        The one fast path of every receive call: try at once without waiting;
+        only on "not now" build the steps that wait (:meth:`_recv_steps`).
+        ``None`` once ``timeout`` passed.
+        """
+        try:
+            record = self._records[name]
+        except KeyError:
+            record = self.get_record(name)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        try:
+            try:
+                first = raw_recv(record.socket, NOBLOCK)
+            except _ZMQError as exc:
+                return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, taking))
+            return taking(record, first)
+        except BaseException:
+            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+            raise
 
     # -- the steps of the calls that must wait ---------------------------------------------------
 
