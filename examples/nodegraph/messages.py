@@ -23,8 +23,9 @@ Wire details that upstream fixes and this module follows:
   exception class.
 
 Safety: received ``pck__`` values are decoded by
-:class:`examples.nodegraph.pickles.SafeUnpickler`, which imports nothing, so a
-peer's pickle cannot run code here (the argument is in that module). Values we
+:class:`examples.nodegraph.unpickler.SafeUnpickler`, which imports nothing and
+bounds its work by the pickle's size, so a peer's pickle cannot run code here
+nor exhaust memory (the argument is in :mod:`examples.nodegraph.pickles`). Values we
 send are pickled only when made of built-in types; an exception whose type is
 not built in travels as its nearest built-in base class, with its qualified
 name under the extra key ``err_name`` (upstream ignores unknown keys) and in

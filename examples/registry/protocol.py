@@ -257,6 +257,17 @@ class WorkerPong(_Message):
     timestamp: Optional[int] = None
 
 
+# Message type constants, as upstream names them (VideoSDK agents ``backend/protocol.py``)
+MSG_TYPE_REGISTER = "register"
+MSG_TYPE_STATUS_UPDATE = "status_update"
+MSG_TYPE_AVAILABILITY_REQUEST = "availability_request"
+MSG_TYPE_AVAILABILITY_RESPONSE = "availability_response"
+MSG_TYPE_JOB_ASSIGNMENT = "job_assignment"
+MSG_TYPE_JOB_UPDATE = "job_update"
+MSG_TYPE_JOB_TERMINATION = "job_termination"
+MSG_TYPE_PING = "ping"
+MSG_TYPE_PONG = "pong"
+
 #: the ``type`` each message class carries (the ones with a fixed default)
 _TYPES: Dict[type, str] = {
     kind: kind.type  # type: ignore[attr-defined]
@@ -278,6 +289,15 @@ __all__ = [
     "JobStatus",
     "JobTermination",
     "JobUpdate",
+    "MSG_TYPE_AVAILABILITY_REQUEST",
+    "MSG_TYPE_AVAILABILITY_RESPONSE",
+    "MSG_TYPE_JOB_ASSIGNMENT",
+    "MSG_TYPE_JOB_TERMINATION",
+    "MSG_TYPE_JOB_UPDATE",
+    "MSG_TYPE_PING",
+    "MSG_TYPE_PONG",
+    "MSG_TYPE_REGISTER",
+    "MSG_TYPE_STATUS_UPDATE",
     "ProtocolError",
     "ServerMessage",
     "UpdateJobStatus",

@@ -146,7 +146,7 @@ def test_the_extras(metadata):
     assert {"sphinx", "furo"} <= extra("docs")
     noob = [item for item in requires if item.startswith("noob")]
     assert any("noob[zmq]==1002.0.0" in item.replace(" ", "") for item in noob), noob
-    assert any("noob-core==0.2.1" in item.replace(" ", "") for item in noob), noob
+    assert any("noob-core==0.1.0" in item.replace(" ", "") for item in noob), noob
     assert all('python_version >= "3.11"' in item for item in noob), noob
     dependencies = {
         re.split(r"[\[<>=!;~ ]", item, maxsplit=1)[0] for item in requires if "extra ==" not in item
@@ -157,7 +157,7 @@ def test_the_extras(metadata):
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="noob is installed on Python 3.11+ only")
 def test_the_test_extra_installed_noob_at_the_pinned_versions():
     assert importlib.metadata.version("noob") == "1002.0.0"
-    assert importlib.metadata.version("noob-core") == "0.2.1"
+    assert importlib.metadata.version("noob-core") == "0.1.0"
 
 
 @pytest.mark.timeout(150)
