@@ -63,15 +63,6 @@ async def adrive(steps: Any) -> Any:
             return done.value
 
 
-class Later:
-    """The steps of an asyncio manager's call that must wait; its coroutine awaits :func:`adrive` of them."""
-
-    __slots__ = ("steps",)
-
-    def __init__(self, steps: Any) -> None:
-        self.steps = steps
-
-
 class AsyncioFlavour(Cooperative):
     """Await the socket; see :mod:`agentzero.flavours.cooperative` and the module's text."""
 

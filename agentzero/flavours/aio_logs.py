@@ -6,8 +6,9 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from agentzero.flavours.aio import Later, adrive
+from agentzero.flavours.aio import adrive
 from agentzero.logs import ZMQPubHandler
+from agentzero.manager.waits import Pending
 
 #: the most records an asyncio handler holds while its socket cannot take them; more are dropped
 BACKLOG_LIMIT = 10000
@@ -44,7 +45,7 @@ class AsyncZMQPubHandler(ZMQPubHandler):
             self._defer(payload)
             return
         sent = self.manager._publish_now(self.socket_name, self.topic_name, payload)
-        if sent.__class__ is Later:  # its first frame went: the rest must follow, whatever it takes
+        if sent.__class__ is Pending:  # its first frame went: the rest must follow, whatever it takes
             asyncio.get_running_loop().create_task(adrive(sent.steps))
         elif not sent:
             self._defer(payload)

@@ -2,7 +2,7 @@
 
 Every call of :class:`~agentzero.manager.messaging.Messaging` and
 :class:`~agentzero.manager.waits.Waits` tries its work at once and, in the
-asyncio manager, hands back a :class:`~agentzero.flavours.aio.Later` when it
+asyncio manager, hands back a :class:`~agentzero.manager.waits.Pending` when it
 must wait. The coroutine of the same name returns the result at once, without
 yielding to the loop, or awaits those steps (:func:`~agentzero.flavours.aio.adrive`).
 Arguments, results, errors and documentation are the core call's own.
@@ -13,11 +13,9 @@ from __future__ import annotations
 import functools
 from typing import Any, AsyncIterator, Callable
 
-from agentzero.errors import SocketClosed, SocketNotFound
-from agentzero.flavours.aio import AsyncioFlavour, Later, adrive
-from agentzero.manager.messaging import Event, Messaging
-from agentzero.manager.table import SocketRecord
-from agentzero.manager.waits import Steps, Waits
+from agentzero.flavours.aio import AsyncioFlavour, adrive
+from agentzero.manager.messaging import ENDED, Event, Messaging, Subscription
+from agentzero.manager.waits import Pending, Steps, Waits
 
 
 def _coroutine(call: Callable[..., Any]) -> Any:
@@ -25,7 +23,7 @@ def _coroutine(call: Callable[..., Any]) -> Any:
 
     async def awaited(self: Any, *args: Any, **kwargs: Any) -> Any:
         outcome = call(self, *args, **kwargs)
-        if outcome.__class__ is Later:
+        if outcome.__class__ is Pending:
             return await adrive(outcome.steps)
         return outcome
 
@@ -37,8 +35,8 @@ class CoroutineCalls(Messaging):
 
     _waiting: AsyncioFlavour
 
-    def _finish(self, steps: Steps[Any]) -> Later:  # type: ignore[override]
-        return Later(steps)
+    def _finish(self, steps: Steps[Any]) -> Pending:  # type: ignore[override]
+        return Pending(steps)
 
     send_safe = _coroutine(Messaging.send_safe)
     recv_safe = _coroutine(Messaging.recv_safe)
@@ -50,17 +48,7 @@ class CoroutineCalls(Messaging):
     ready = _coroutine(Waits.ready)
     engage = _coroutine(Waits.engage)
 
-    async def _subscription(  # type: ignore[override]
-        self,
-        record: SocketRecord,
-        keep_polling: Callable[[], bool],
-        wait: float,
-        polling_timeout: float | None,
-    ) -> AsyncIterator[Event]:
-        while self._subscribed(record, keep_polling):
-            try:
-                event = await self.recv_event_safe(record.name, None, wait, polling_timeout)
-            except (SocketNotFound, SocketClosed):
-                return
+    async def _subscription(self, subscription: Subscription) -> AsyncIterator[Event]:  # type: ignore[override]
+        while (event := await adrive(self._event_steps(*subscription))) is not ENDED:
             if event is not None:
                 yield event

@@ -19,7 +19,7 @@ would cost a Python call per message.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import zmq
 
@@ -41,10 +41,16 @@ from agentzero.manager.checks import (
 from agentzero.manager.frames import deserialization_error, read_rest_of_message
 from agentzero.manager.multipart import Multipart
 from agentzero.manager.table import SocketRecord
-from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
+from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Pending, Steps
 
 _ZMQError = zmq.ZMQError
 _monotonic = time.monotonic
+
+
+#: a subscription's socket record, ``keep_polling``, longest wait and polling timeout
+Subscription = tuple[SocketRecord, Callable[[], bool], float, Optional[float]]
+#: what the steps of a subscription return once it ended (``keep_polling`` said so, or the socket is gone)
+ENDED: Any = object()
 
 
 class Event(NamedTuple):
@@ -350,22 +356,31 @@ class Messaging(Multipart):
         wait = self.timeout if timeout is None else check_seconds("timeout", timeout)
         if polling_timeout is not None:
             check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        return self._subscription(record, keep_polling, min(wait, SUBSCRIBE_CHECK_INTERVAL), polling_timeout)
+        subscription = (record, keep_polling, min(wait, SUBSCRIBE_CHECK_INTERVAL), polling_timeout)
+        return self._subscription(subscription)
 
-    def _subscription(
+    def _subscription(self, subscription: Subscription) -> Iterator[Event]:
+        while (event := self._finish(self._event_steps(*subscription))) is not ENDED:
+            if event is not None:
+                yield event
+
+    def _event_steps(
         self,
         record: SocketRecord,
         keep_polling: Callable[[], bool],
         wait: float,
         polling_timeout: float | None,
-    ) -> Iterator[Event]:
-        while self._subscribed(record, keep_polling):
-            try:
-                event = self.recv_event_safe(record.name, None, wait, polling_timeout)
-            except (SocketNotFound, SocketClosed):
-                return
-            if event is not None:
-                yield event
+    ) -> Steps[Any]:
+        """The next event of a subscription (``None`` if none came in time), or :data:`ENDED`."""
+        if not self._subscribed(record, keep_polling):
+            return ENDED
+        try:
+            event: Any = self._receive(record.name, wait, polling_timeout, self._event)
+            if event.__class__ is Pending:
+                event = yield from event.steps
+        except (SocketNotFound, SocketClosed):
+            return ENDED  # the socket is gone: the subscription ends quietly
+        return event
 
     def _subscribed(self, record: SocketRecord, keep_polling: Callable[[], bool]) -> bool:
         """Whether a subscription goes on: ``keep_polling()`` says so and the socket is still there."""

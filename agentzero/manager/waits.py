@@ -41,6 +41,15 @@ _ZMQError = zmq.ZMQError
 _monotonic = time.monotonic
 
 
+class Pending:
+    """The steps of a call that must wait, handed back unrun (by the asyncio manager, to be awaited)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+
 class Waits(Sockets):
     """The waiting calls, and the steps of the calls that must wait, for every flavour."""
 
