@@ -53,12 +53,19 @@ async def adrive(steps: Any) -> Any:
 
     As :func:`agentzero.flavours.base.drive`, with each ``wait(*arguments)`` awaited.
     """
-    answer = None
+    answer: Any = None
+    failure: BaseException | None = None
     with closing(steps):
         try:
             while True:
-                request = steps.send(answer)
-                answer = await request[0](*request[1:])
+                if failure is None:
+                    request = steps.send(answer)
+                else:
+                    request, failure = steps.throw(failure), None
+                try:
+                    answer = await request[0](*request[1:])
+                except BaseException as exc:  # handed to the steps, which raise it or handle it
+                    failure = exc
         except StopIteration as done:
             return done.value
 

@@ -50,14 +50,22 @@ def drive(steps: Any) -> Any:
 
     Each step yields ``(wait, *arguments)``; ``wait(*arguments)`` is called
     and its answer sent back. An exception from a wait (a time-out of the
-    caller's own, a Ctrl-C, a closed socket) closes the steps first, so their
-    clean-up runs, and is raised as it is.
+    caller's own, a Ctrl-C, a closed socket) is thrown into the steps, which
+    clean up and raise it, or handle it (a subscription ends quietly when its
+    socket closes).
     """
-    answer = None
+    answer: Any = None
+    failure: BaseException | None = None
     with closing(steps):
         try:
             while True:
-                request = steps.send(answer)
-                answer = request[0](*request[1:])
+                if failure is None:
+                    request = steps.send(answer)
+                else:
+                    request, failure = steps.throw(failure), None
+                try:
+                    answer = request[0](*request[1:])
+                except BaseException as exc:  # handed to the steps, which raise it or handle it
+                    failure = exc
         except StopIteration as done:
             return done.value

@@ -1,4 +1,4 @@
-"""The race of a worker lost while its job succeeds, replayed step by step with hand-driven workers on real sockets.
+"""A worker lost while its job succeeds: the race replayed step by step with hand-driven workers.
 
 1. A worker is lost while another still holds job J in its queue.
 2. The survivor finishes J; J moves on to the next step.

@@ -1,4 +1,4 @@
-"""Serializers through real sockets: what a receiver would refuse is refused by ``send_safe``, and nothing is sent.
+"""Through real sockets: what a receiver would refuse is refused by ``send_safe``; nothing is sent.
 
 Each test sends a refused value through a real PUSH/PULL pair over inproc,
 then a valid one, and checks that the valid one is the first (and only)

@@ -31,7 +31,8 @@ def test_create_twice_raises_with_the_documented_message(manager, zmq_module):
     manager.create("bar", zmq_module.REQ)
     with pytest.raises(SocketAlreadyExists) as caught:
         manager.create("foo", zmq_module.REP)
-    assert str(caught.value) == f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) already has a socket named 'foo'."
+    expected = f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) already has a socket named 'foo'."
+    assert str(caught.value) == expected
 
 
 def test_unknown_name_raises_with_the_documented_message(manager, zmq_module):
@@ -39,7 +40,8 @@ def test_unknown_name_raises_with_the_documented_message(manager, zmq_module):
     manager.create("bar", zmq_module.REQ)
     with pytest.raises(SocketNotFound) as caught:
         manager.get_by_name("boom")
-    assert str(caught.value) == f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) has no sockets named 'boom'."
+    expected = f"{_repr_name(zmq_module)}(sockets=['foo', 'bar']) has no sockets named 'boom'."
+    assert str(caught.value) == expected
     with pytest.raises(SocketNotFound):
         manager.send_safe("boom", {})
     with pytest.raises(SocketNotFound):
