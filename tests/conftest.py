@@ -21,6 +21,8 @@ from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 collect_ignore = ["typing_programs"]
 
 ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
