@@ -17,8 +17,8 @@ from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
 from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
-# programs that tests/unit/test_typing.py hands to mypy; one is wrong on purpose
-collect_ignore = ["typing_programs"]
+# programs that tests/packaging/test_typing.py hands to mypy; one is wrong on purpose
+collect_ignore = ["packaging/typing_programs"]
 
 ZMQ_MODULES = {"plain": zmq, "green": zmq.green, "asyncio": ASYNCIO_FLAVOUR}
 

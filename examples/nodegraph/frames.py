@@ -6,7 +6,7 @@ dumping those costs several times more than the sending itself, so for the
 common case (values JSON carries as they are) the frame is written straight
 from plain data with ``pydantic_core.to_json``, the serializer the models use
 themselves. Anything else returns ``None`` and the caller takes the model path.
-``tests/unit/test_nodegraph_frames.py`` holds both paths to the same bytes.
+``tests/examples/test_nodegraph_frames.py`` holds both paths to the same bytes.
 
 Reading is the mirror image: :func:`read_event` takes an ``event`` message
 apart without building a model for it and its items (which costs more than

@@ -11,7 +11,7 @@ import msgpack
 import pytest
 import zmq
 
-from tests.functional.console_helpers import Watched, console_command
+from tests.library.console_helpers import Watched, console_command
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -8,7 +8,7 @@
 - JSON(strict=True) refuses what JSON cannot carry as itself.
 
 The socket-level half (nothing is sent, the next message arrives first) is in
-tests/functional/test_serializers_review3.py.
+tests/library/test_serializers_over_sockets.py.
 """
 
 from __future__ import annotations

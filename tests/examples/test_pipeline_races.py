@@ -16,7 +16,7 @@ import pytest
 from examples.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
 from examples.pipeline.steps import load_step
 from examples.pipeline.worker import StepWorker
-from tests.functional.pipeline_fakes import HandWorker, start_manager, wait_until
+from tests.examples.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -102,9 +102,10 @@ def test_the_license_file_is_the_mit_license_the_metadata_declares():
 @pytest.mark.timeout(150)
 def test_the_wheel_ships_py_typed_and_only_the_library(wheel_files):
     assert "agentzero/py.typed" in wheel_files
-    modules = {Path(name).name for name in wheel_files if name.startswith("agentzero/")}
-    shipped = {path.name for path in Path(agentzero.__file__).parent.iterdir() if path.suffix == ".py"}
-    assert shipped <= modules
+    modules = {name for name in wheel_files if name.startswith("agentzero/")}
+    package = Path(agentzero.__file__).parent
+    shipped = {f"agentzero/{path.relative_to(package).as_posix()}" for path in package.rglob("*.py")}
+    assert shipped <= modules, sorted(shipped - modules)  # the core and the flavours too
     top_level = {name.split("/")[0] for name in wheel_files if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"agentzero"}, "tests, examples or docs leaked into the wheel"
 

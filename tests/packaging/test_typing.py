@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("mypy")
 
-PROGRAMS = Path(__file__).resolve().parent.parent / "typing_programs"
+PROGRAMS = Path(__file__).resolve().parent / "typing_programs"
 
 
 def _mypy(program: Path, workdir: Path) -> list[str]:

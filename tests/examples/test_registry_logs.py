@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests.functional.registry_helpers import dealers, registries
+from tests.examples.registry_helpers import dealers, registries
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "logs-token"

@@ -23,7 +23,7 @@ from examples.pipeline.__main__ import start_worker, stop_workers
 from examples.pipeline.builtin_steps import file_content
 from examples.pipeline.manager import PipelineManager
 from examples.pipeline.protocol import COMPLETED, new_job
-from tests.functional.pipeline_fakes import wait_until
+from tests.examples.pipeline_fakes import wait_until
 
 STEPS = ["generate-file", "calculate-hash", "delete-file"]
 

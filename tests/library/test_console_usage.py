@@ -10,8 +10,8 @@ import pytest
 import zmq
 
 from agentzero.core import SocketManager
-from tests.functional.console_helpers import run
-from tests.functional.test_console_tail import start_tail
+from tests.library.console_helpers import run
+from tests.library.test_console_tail import start_tail
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,7 +14,7 @@ import zmq
 
 from agentzero.core import SocketManager
 from agentzero.version import version
-from tests.functional.console_helpers import console_command, run, start, stop, wait_for_banner
+from tests.library.console_helpers import console_command, run, start, stop, wait_for_banner
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -21,8 +21,8 @@ from agentzero.zero import zmq
 from examples.registry.connection import BackendConnection
 from examples.registry.registry import Registry
 from examples.registry.worker import WorkerRuntime
-from tests.functional import registry_helpers
-from tests.functional.registry_helpers import registries
+from tests.examples import registry_helpers
+from tests.examples.registry_helpers import registries
 
 pytestmark = pytest.mark.timeout(120)
 TOKEN = "bounds-token"

@@ -11,8 +11,8 @@ from agentzero.core import SocketManager
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.nodegraph.graph import run_locally
-from tests.functional.test_nodegraph import InprocGraph
-from tests.unit import test_nodegraph_pickles_review3 as hostile
+from tests.examples import test_nodegraph_pickles as hostile
+from tests.examples.test_nodegraph import InprocGraph
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -1,7 +1,7 @@
 """What a user's step may do wrong (issue 20): too large a result, any BaseException, and Ctrl-C.
 
 A real manager in this process (green) and real worker processes running
-:class:`tests.functional.pipeline_hostile_steps.Hostile`.
+:class:`tests.examples.pipeline_hostile_steps.Hostile`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from agentzero.zero import context as green_context
 from examples.pipeline.__main__ import start_worker, stop_workers
 from examples.pipeline.manager import PipelineManager
 from examples.pipeline.protocol import COMPLETED, FAILED, QUEUED, new_job
-from tests.functional.pipeline_fakes import wait_until
-from tests.functional.pipeline_hostile_steps import PIPELINES
+from tests.examples.pipeline_fakes import wait_until
+from tests.examples.pipeline_hostile_steps import PIPELINES
 
 pytestmark = pytest.mark.timeout(90)
 
-HOSTILE = "tests.functional.pipeline_hostile_steps:Hostile"
+HOSTILE = "tests.examples.pipeline_hostile_steps:Hostile"
 #: small enough that a test makes larger results cheaply
 LIMIT = 64 * 1024
 

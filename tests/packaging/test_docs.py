@@ -26,7 +26,7 @@ import agentzero
 import agentzero.errors
 from agentzero.core import SocketManager
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs"
 SECTION = re.compile(r"^(\w[\w ]*)\n-{3,}[ \t]*$", re.M)
 #: the unreleased changelog entry is dated the day of the round that wrote it

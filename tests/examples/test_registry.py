@@ -18,7 +18,7 @@ from examples.registry.__main__ import start_worker, stop_workers
 from examples.registry.connection import BackendConnection
 from examples.registry.registry import Registry
 from examples.registry.worker import WorkerRuntime
-from tests.functional.registry_helpers import registries
+from tests.examples.registry_helpers import registries
 
 pytestmark = pytest.mark.timeout(90)
 TOKEN = "test-token"
