@@ -2,6 +2,6 @@
 
 import sys
 
-from agentzero.console import main
+from agentzero.cli.main import main
 
 sys.exit(main())

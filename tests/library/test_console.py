@@ -231,7 +231,7 @@ def test_every_option_has_help_a_default_and_examples(command):
     assert helped.returncode == 0
     text = helped.stdout
     assert re.search(rf"examples:\n  # .+\n  agentzero {command} ", text), text
-    from agentzero.console import build_parser
+    from agentzero.cli.main import build_parser
 
     parser = build_parser()
     (commands,) = (action for action in parser._actions if action.dest == "command")

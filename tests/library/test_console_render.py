@@ -9,7 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentzero.console_tail import MAX_DEPTH, TOO_DEEP, escape_text, format_event, render
+from agentzero.cli.tail import MAX_DEPTH, TOO_DEEP, escape_text, format_event, render
 
 # what a terminal obeys or what reorders or breaks a line: never printed raw
 UNSAFE = re.compile(

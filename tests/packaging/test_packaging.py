@@ -166,7 +166,7 @@ def test_the_console_script(wheel_files):
     (name,) = [name for name in wheel_files if name.endswith(".dist-info/entry_points.txt")]
     entry_points = configparser.ConfigParser()
     entry_points.read_string(wheel_files[name].decode())
-    assert entry_points["console_scripts"]["agentzero"] == "agentzero.console:main"
+    assert entry_points["console_scripts"]["agentzero"] == "agentzero.cli.main:main"
 
 
 def test_setup_py_still_works(tmp_path):

@@ -6,7 +6,7 @@
 Bad arguments and unusable addresses exit with code 2 and one line on stderr
 (a bare ``agentzero`` prints the usage line before it);
 Ctrl-C (or SIGTERM) closes the sockets and exits with code 0. The devices live
-in :mod:`agentzero.console_devices`, the tail in :mod:`agentzero.console_tail`.
+in :mod:`agentzero.cli.devices`, the tail in :mod:`agentzero.cli.tail`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, NoReturn, Sequence
 
 import zmq
 
-from agentzero.console_devices import (
+from agentzero.cli.devices import (
     DEVICE_PAIRS,
     DEVICES,
     EXAMPLES,
@@ -28,7 +28,7 @@ from agentzero.console_devices import (
     check_pair,
     run_device,
 )
-from agentzero.console_tail import add_tail_arguments, escape_text, format_event, run_tail
+from agentzero.cli.tail import add_tail_arguments, escape_text, format_event, run_tail
 from agentzero.errors import AgentZeroSocketError
 from agentzero.version import version
 

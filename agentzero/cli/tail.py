@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import zmq
 
-from agentzero.console_signals import stop_on_signals
+from agentzero.cli.signals import stop_on_signals
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge
 from agentzero.serializers import JSON, MSGPACK, BaseSerializer

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import zmq
 
-from agentzero.console_signals import stop_on_signals
+from agentzero.cli.signals import stop_on_signals
 from agentzero.core import SocketManager
 
 #: device -> (default input type, default output type)
