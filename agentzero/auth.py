@@ -27,7 +27,7 @@ import zmq
 from zmq.utils import z85
 
 from agentzero.errors import SocketBindError
-from agentzero.flavours import is_green_context, original
+from agentzero.patching import is_green_context, original
 from agentzero.util import load_curve_public_keys
 
 log = logging.getLogger("agentzero.auth")

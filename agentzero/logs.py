@@ -22,8 +22,8 @@ import time
 from typing import Any
 
 from agentzero.errors import SocketClosed, SocketNotFound
-from agentzero.flavours import original
 from agentzero.manager.checks import check_seconds
+from agentzero.patching import original
 
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 

@@ -20,24 +20,7 @@ import sys
 from typing import Any
 
 from agentzero.flavours.base import Flavour
-
-
-def is_green_context(context: Any) -> bool:
-    """Whether ``context`` is a ``zmq.green`` one (without importing gevent to find out)."""
-    green = sys.modules.get("zmq.green")  # a green context exists only once zmq.green was imported
-    return green is not None and isinstance(context, green.Context)
-
-
-def original(module: str, name: str) -> Any:
-    """``module.name`` as it was before gevent's monkey-patching: the real thread primitives.
-
-    gevent is not imported to find out: nothing was patched unless
-    ``gevent.monkey`` was imported first.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None:
-        return getattr(__import__(module), name)
-    return monkey.get_original(module, name)
+from agentzero.patching import is_green_context
 
 
 def _is_asyncio_context(context: Any) -> bool:

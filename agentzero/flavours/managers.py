@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from agentzero.flavours import choose, default_context
+from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
-from agentzero.manager.loggers import Loggers
 from agentzero.manager.security import Security
 from agentzero.serializers import BaseSerializer
 

@@ -17,6 +17,5 @@ that waiting.
 :mod:`~agentzero.manager.frames`      reading and refusing a message's frames
 :mod:`~agentzero.manager.operations`  ``send_safe`` and the rest, written once
 :mod:`~agentzero.manager.security`    CURVE servers, clients, the authenticator
-:mod:`~agentzero.manager.loggers`     log handlers publishing on a socket
 ====================================  ===============================================
 """

@@ -192,7 +192,7 @@ class ManagerState:
     _waiting: Any
     _pack: Callable[[Any], bytes]
     _unpack: Callable[[bytes], Any]
-    #: (socket name, topic) -> its ZMQPubHandler (see :mod:`agentzero.manager.loggers`)
+    #: (socket name, topic) -> its ZMQPubHandler (see :mod:`agentzero.loggers`)
     _log_handlers: dict[tuple[Any, str], Any]
     _attached_loggers: list[tuple[Any, Any]]
     _released: dict[str, float]
