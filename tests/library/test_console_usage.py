@@ -63,7 +63,7 @@ def test_tail_prints_the_level_of_each_log_record_once(sockets):
         name = logging.getLevelName(level).encode()
         (line,) = lines
         assert re.fullmatch(
-            rb"logs  \[[^]]+\] " + name + rb" test_console_review3\.py:\d+ - disk /var is full( - None)?\n",
+            rb"logs  \[[^]]+\] " + name + rb" test_console_usage\.py:\d+ - disk /var is full( - None)?\n",
             line,
         ), line
         assert line.count(name) == 1, line
