@@ -425,7 +425,7 @@ class Messaging(Multipart):
         except _ZMQError as exc:
             if exc.errno in NOT_READY_ERRNOS:
                 return False
-            raise translate(record.name, exc) from None
+            raise translate(record, exc, True) from None
         rest = self._send_rest(record, frames, 1)
         if rest is not None:
             return bool(self._finish(rest))

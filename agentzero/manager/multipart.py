@@ -170,7 +170,7 @@ class Multipart(Waits):
                     return
                 first = raw_recv(socket, NOBLOCK)
             except _ZMQError as exc:
-                error = translate(record.name, exc)
+                error = translate(record, exc, False)
                 if error is exc:  # EAGAIN: someone took it meanwhile
                     return
                 raise error from None

@@ -7,7 +7,7 @@ from typing import Any
 
 import zmq
 
-from agentzero.errors import SocketAlreadyExists, SocketOptionError, WrongSocketType
+from agentzero.errors import SocketAlreadyExists, SocketClosed, SocketOptionError, WrongSocketType
 from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
 from agentzero.manager.checks import (
     check_linger,
@@ -89,6 +89,8 @@ class Sockets(ManagerState):
             when a socket of that name exists.
         ValueError
             when ``socket_type`` is not a socket type.
+        SocketClosed
+            when the manager's context was terminated (or closed).
         """
         if name in self._records:
             raise SocketAlreadyExists(self, name)
@@ -96,7 +98,13 @@ class Sockets(ManagerState):
             zmq.SocketType(socket_type)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid socket type {socket_type!r} for socket {name!r}") from exc
-        socket = self.context.socket(socket_type)
+        try:
+            socket = self.context.socket(socket_type)
+        except zmq.ZMQError as exc:
+            # pyzmq refuses a terminated context with ENOTSUP, libzmq with ETERM
+            if exc.errno == zmq.ETERM or getattr(self.context, "closed", False):
+                raise SocketClosed(name, "its context was terminated") from None
+            raise
         self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)

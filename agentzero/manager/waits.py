@@ -186,7 +186,7 @@ class Waits(Sockets):
         wait = self._waiting.wait
         while True:
             if error.errno not in NOT_READY_ERRNOS:
-                raise translate(record.name, error)
+                raise translate(record, error, True)
             remaining = deadline - _monotonic()
             if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
                 return False
@@ -215,7 +215,7 @@ class Waits(Sockets):
                 raw_send(record.socket, frames[index], NOBLOCK if index == last else NOBLOCK | SNDMORE)
             except _ZMQError as exc:
                 if exc.errno not in NOT_READY_ERRNOS:
-                    raise translate(record.name, exc) from None
+                    raise translate(record, exc, True) from None
                 return self._rest_steps(record, frames, index)
         return None
 
@@ -244,7 +244,7 @@ class Waits(Sockets):
         wait = self._waiting.wait
         while True:
             if error.errno not in NOT_READY_ERRNOS:
-                raise translate(record.name, error)
+                raise translate(record, error, False)
             remaining = deadline - _monotonic()
             if remaining < 0 or not (yield wait, record, POLLIN, remaining, slice_ms):
                 return None
