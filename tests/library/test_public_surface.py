@@ -39,6 +39,6 @@ def test_star_import_gives_the_errors():
 def test_help_describes_the_package_before_any_example():
     text = pydoc.render_doc(agentzero, renderer=pydoc.plaintext)
     description = text.split("DESCRIPTION", 1)[1].strip().splitlines()
-    prose = description[: description.index("")]
+    prose = description[: [line.strip() for line in description].index("")]
     assert len(prose) >= 3 and not any(line.lstrip().startswith((">>>", "...")) for line in prose)
     assert "SocketManager" in " ".join(prose)
