@@ -68,7 +68,7 @@ class Messaging(Multipart):
     """The ``*_safe`` calls and :meth:`subscribe`, for every flavour (see the module's text)."""
 
     def send_safe(
-        self, name: Any, data: Any, timeout: float | None = None, polling_timeout: float | None = None
+        self, name: str, data: Any, timeout: float | None = None, polling_timeout: float | None = None
     ) -> bool:
         """Serialize ``data`` and send it through the named socket once it can take it.
 
@@ -116,7 +116,7 @@ class Messaging(Multipart):
             self._waiting.after_operation(record)
         return True
 
-    def recv_safe(self, name: Any, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
+    def recv_safe(self, name: str, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
         """Wait for a message on the named socket, receive it and deserialize it.
 
         Parameters
@@ -180,7 +180,7 @@ class Messaging(Multipart):
 
     def publish_safe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes,
         data: Any,
         timeout: float | None = None,
@@ -233,7 +233,7 @@ class Messaging(Multipart):
 
     def recv_event_safe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes | None | bool = False,
         timeout: float | None = None,
         polling_timeout: float | None = None,
@@ -324,7 +324,7 @@ class Messaging(Multipart):
 
     def subscribe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes | None = None,
         keep_polling: Callable[[], bool] | None = None,
         timeout: float | None = None,

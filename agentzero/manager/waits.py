@@ -46,11 +46,11 @@ class Waits(Sockets):
 
     def wait_until_ready(
         self,
-        name: Any,
+        name: str,
         polling_mechanism: int,
         timeout: float | None = None,
         polling_timeout: float | None = None,
-    ) -> Any:
+    ) -> zmq.Socket[Any] | None:
         """Wait until the named socket is ready, yielding to other greenlets meanwhile.
 
         This is the one place where agentzero waits: every ``*_safe`` call that
@@ -88,7 +88,9 @@ class Waits(Sockets):
         seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         return self._finish(self._ready_steps(record, mechanism, seconds, slice_ms))
 
-    def ready(self, name: Any, polling_mechanism: int, timeout: float | None = None) -> Any:
+    def ready(
+        self, name: str, polling_mechanism: int, timeout: float | None = None
+    ) -> zmq.Socket[Any] | None:
         """Poll once and tell whether the named socket is ready for ``polling_mechanism``.
 
         Parameters
@@ -115,7 +117,7 @@ class Waits(Sockets):
         polling_ms = self.polling_timeout if timeout is None else check_milliseconds("timeout", timeout)
         return Waits.wait_until_ready(self, name, polling_mechanism, polling_ms / 1000.0, max(polling_ms, 1))
 
-    def engage(self, timeout: float | None = None) -> OrderedDict[Any, int]:
+    def engage(self, timeout: float | None = None) -> OrderedDict[zmq.Socket[Any], int]:
         """Poll all registered sockets once.
 
         Parameters
@@ -157,7 +159,7 @@ class Waits(Sockets):
 
     def _ready_steps(
         self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
-    ) -> Steps[Any]:
+    ) -> Steps[zmq.Socket[Any] | None]:
         ready = yield self._waiting.wait, record, mechanism, seconds, slice_ms
         return record.socket if ready else None
 
