@@ -175,7 +175,7 @@ class Addresses(Sockets):
         >>> sockets = SocketManager(zmq, zmq.Context())
         >>> _ = sockets.create('api-server', zmq.REP)
         >>> _, address = sockets.bind_to_random_port(
-        ...     'api-server', zmq.POLLIN | zmq.POLLOUT, local_address='tcp://127.0.0.1')
+        ...     'api-server', zmq.POLLIN, local_address='tcp://127.0.0.1')
         >>> address.startswith('tcp://127.0.0.1:')
         True
         >>> sockets.close_all(); sockets.context.term()
