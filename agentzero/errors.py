@@ -164,6 +164,8 @@ class MessageTooLarge(DeserializationError):
 class SocketClosed(AgentZeroSocketError):
     """Raised when a socket is closed (or its context terminated) while a call uses or waits on it.
 
+    ``create`` raises it too when the manager's context was terminated.
+
     A ``*_safe`` call waiting on a socket that another greenlet closes through
     the manager raises it at once; closed behind the manager's back, it is
     noticed within a second.
@@ -178,19 +180,28 @@ class SocketClosed(AgentZeroSocketError):
 class WrongSocketType(AgentZeroSocketError, TypeError):
     """Raised when an operation needs another type of socket, e.g. ``subscribe`` on a PUSH.
 
+    ``can``, when given, says what the socket can do instead. Nothing was sent
+    or received; the socket keeps working for what it can do.
+
     >>> raise WrongSocketType('jobs', 'PUSH', 'set_topic', 'SUB')
     Traceback (most recent call last):
     ...
     agentzero.errors.WrongSocketType: socket 'jobs' is a PUSH socket: set_topic needs a SUB socket.
+    >>> print(WrongSocketType('in', 'PULL', 'sending', 'PUSH', can='only receives'))
+    socket 'in' is a PULL socket, which only receives: sending needs a PUSH socket.
     """
 
-    def __init__(self, socket_name: Any, actual: str, operation: str, expected: str) -> None:
+    def __init__(
+        self, socket_name: Any, actual: str, operation: str, expected: str, can: str | None = None
+    ) -> None:
         self.socket_name = socket_name
         self.actual = actual
         self.operation = operation
         self.expected = expected
+        self.can = can
+        which = f", which {can}" if can else ""
         super().__init__(
-            f"socket {socket_name!r} is a {actual} socket: {operation} needs a {expected} socket."
+            f"socket {socket_name!r} is a {actual} socket{which}: {operation} needs a {expected} socket."
         )
 
 

@@ -15,7 +15,7 @@ class Loggers(Sockets):
     #: the handler class :meth:`get_log_handler` makes (the asyncio manager's publishes without blocking)
     _log_handler_class: type[ZMQPubHandler] = ZMQPubHandler
 
-    def get_log_handler(self, socket_name: Any, topic_name: str = "logs") -> ZMQPubHandler:
+    def get_log_handler(self, socket_name: str, topic_name: str = "logs") -> ZMQPubHandler:
         """Return a :class:`ZMQPubHandler` that publishes log records through a named socket.
 
         The socket need not exist yet: records logged before it exists (or
@@ -46,7 +46,7 @@ class Loggers(Sockets):
         return handler
 
     def get_logger(
-        self, socket_name: Any, topic_name: str = "logs", logger_name: str | None = None
+        self, socket_name: str, topic_name: str = "logs", logger_name: str | None = None
     ) -> logging.Logger:
         """Return a :class:`logging.Logger` whose records are published through a named socket.
 

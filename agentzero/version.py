@@ -1,4 +1,4 @@
 """The version of agentzero."""
 
-version = "0.5.0"
+version = "0.6.0"
 __version__ = version

@@ -13,6 +13,12 @@ author = "the agentzero developers"
 copyright = "2026, the agentzero developers"  # noqa: A001
 version = release
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.doctest", "sphinx.ext.viewcode"]
+try:  # the `docs` and `test` extras install it; tests/test_docs.py fails when it is missing
+    import sphinx_copybutton  # noqa: F401
+except ImportError:
+    pass
+else:
+    extensions.append("sphinx_copybutton")
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
@@ -25,6 +31,12 @@ exclude_patterns = ["build", "_static"]
 # `sphinx-build -b doctest` (tox -e docs) runs the pages' ``.. doctest::`` blocks; the
 # docstrings' examples run where they have their module's names, in pytest --doctest-modules
 doctest_test_doctest_blocks = ""
+# the copy button copies code as it is typed: without the ``>>> ``/``... `` prompts (or a
+# shell's ``$ ``), and without the output lines of an example
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_remove_prompts = True
 # straight quotes everywhere: text shows code (``'logs'``, ``"msg"``) as it is typed
 smartquotes = False
 

@@ -5,29 +5,57 @@ Every call of :class:`~agentzero.manager.messaging.Messaging` and
 asyncio manager, hands back a :class:`~agentzero.manager.waits.Pending` when it
 must wait. The coroutine of the same name returns the result at once, without
 yielding to the loop, or awaits those steps (:func:`~agentzero.flavours.aio.adrive`).
-Arguments, results, errors and documentation are the core call's own.
+Arguments, results, errors and documentation are the core call's own, and so
+are the types: a type checker sees each coroutine with the core call's
+parameters, returning a coroutine of the core call's result.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Iterator, TypeVar
 
 from agentzero.flavours.aio import AsyncioFlavour, adrive
 from agentzero.manager.messaging import ENDED, Event, Messaging, Subscription
 from agentzero.manager.waits import Pending, Steps, Waits
 
+if TYPE_CHECKING:  # typing_extensions is only needed by the type checker (ParamSpec is 3.10+)
+    from typing_extensions import Concatenate, ParamSpec
 
-def _coroutine(call: Callable[..., Any]) -> Any:
-    """The coroutine of the core's ``call``: its result at once, or its steps awaited."""
+    _P = ParamSpec("_P")
+_R = TypeVar("_R")
+_E = TypeVar("_E")
 
-    async def awaited(self: Any, *args: Any, **kwargs: Any) -> Any:
+
+def _coroutine(
+    call: Callable[Concatenate[Any, _P], _R],
+) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, _R]]:
+    """The coroutine of the core's ``call``: its result at once, or its steps awaited.
+
+    It is named as the asyncio manager's method (``SocketManager.recv_safe``), not
+    the core's, in tracebacks and in "never awaited" warnings.
+    """
+
+    async def awaited(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         outcome = call(self, *args, **kwargs)
-        if outcome.__class__ is Pending:
-            return await adrive(outcome.steps)
+        if outcome.__class__ is Pending:  # the core's call must wait: it gave its steps instead of _R
+            return await adrive(outcome.steps)  # type: ignore[attr-defined, no-any-return]
         return outcome
 
-    return functools.update_wrapper(awaited, call)
+    functools.update_wrapper(awaited, call)
+    awaited.__qualname__ = f"SocketManager.{call.__name__}"
+    return awaited
+
+
+def _async_iterator(
+    call: Callable[Concatenate[Any, _P], Iterator[_E]],
+) -> Callable[Concatenate[Any, _P], AsyncIterator[_E]]:
+    """``call`` itself, typed as what it returns in the asyncio manager: an async iterator.
+
+    The core's ``subscribe`` returns ``self._subscription(...)``, which here is
+    an asynchronous generator; only the type checker needs telling.
+    """
+    return call  # type: ignore[return-value]
 
 
 class CoroutineCalls(Messaging):
@@ -38,15 +66,18 @@ class CoroutineCalls(Messaging):
     def _finish(self, steps: Steps[Any]) -> Pending:  # type: ignore[override]
         return Pending(steps)
 
-    send_safe = _coroutine(Messaging.send_safe)
+    # each is the core call as a coroutine: the same parameters, its result awaited; a type
+    # checker sees that override as incompatible (it is: the sync manager's calls are not awaited)
+    send_safe = _coroutine(Messaging.send_safe)  # type: ignore[assignment]
     recv_safe = _coroutine(Messaging.recv_safe)
-    publish_safe = _coroutine(Messaging.publish_safe)
-    recv_event_safe = _coroutine(Messaging.recv_event_safe)
-    send_multipart_safe = _coroutine(Messaging.send_multipart_safe)
-    recv_multipart_safe = _coroutine(Messaging.recv_multipart_safe)
-    wait_until_ready = _coroutine(Waits.wait_until_ready)
-    ready = _coroutine(Waits.ready)
-    engage = _coroutine(Waits.engage)
+    publish_safe = _coroutine(Messaging.publish_safe)  # type: ignore[assignment]
+    recv_event_safe = _coroutine(Messaging.recv_event_safe)  # type: ignore[assignment]
+    send_multipart_safe = _coroutine(Messaging.send_multipart_safe)  # type: ignore[assignment]
+    recv_multipart_safe = _coroutine(Messaging.recv_multipart_safe)  # type: ignore[assignment]
+    wait_until_ready = _coroutine(Waits.wait_until_ready)  # type: ignore[assignment]
+    ready = _coroutine(Waits.ready)  # type: ignore[assignment]
+    engage = _coroutine(Waits.engage)  # type: ignore[assignment]
+    subscribe = _async_iterator(Messaging.subscribe)  # type: ignore[assignment]
 
     async def _subscription(self, subscription: Subscription) -> AsyncIterator[Event]:  # type: ignore[override]
         while (event := await adrive(self._event_steps(*subscription))) is not ENDED:

@@ -55,7 +55,7 @@ the port must be a number from 0 to 65535 or '*', got '99999'
 class Addresses(Sockets):
     """Bind, connect, disconnect and reset the manager's named sockets."""
 
-    def bind(self, socket_name: Any, address: str, polling_mechanism: int) -> Any:
+    def bind(self, socket_name: str, address: str, polling_mechanism: int) -> zmq.Socket[Any]:
         """Bind a socket to an address and register it with ``polling_mechanism``.
 
         Host names in ``tcp://`` addresses are resolved first (ZeroMQ binds only
@@ -105,8 +105,8 @@ class Addresses(Sockets):
         return self.register_socket(record.socket, polling_mechanism)
 
     def ensure_and_bind(
-        self, socket_name: Any, socket_type: int, address: str, polling_mechanism: int
-    ) -> Any:
+        self, socket_name: str, socket_type: int, address: str, polling_mechanism: int
+    ) -> zmq.Socket[Any]:
         """Ensure that a socket exists, is bound to ``address`` and is registered.
 
         A handy replacement for calling :meth:`get_or_create` then :meth:`bind`.
@@ -143,8 +143,8 @@ class Addresses(Sockets):
         return self.bind(socket_name, address, polling_mechanism)
 
     def bind_to_random_port(
-        self, socket_name: Any, polling_mechanism: int, local_address: str = "tcp://0.0.0.0"
-    ) -> tuple[Any, str]:
+        self, socket_name: str, polling_mechanism: int, local_address: str = "tcp://0.0.0.0"
+    ) -> tuple[zmq.Socket[Any], str]:
         """Bind an existing socket to a random free TCP port of ``local_address``.
 
         Parameters
@@ -175,7 +175,7 @@ class Addresses(Sockets):
         >>> sockets = SocketManager(zmq, zmq.Context())
         >>> _ = sockets.create('api-server', zmq.REP)
         >>> _, address = sockets.bind_to_random_port(
-        ...     'api-server', zmq.POLLIN | zmq.POLLOUT, local_address='tcp://127.0.0.1')
+        ...     'api-server', zmq.POLLIN, local_address='tcp://127.0.0.1')
         >>> address.startswith('tcp://127.0.0.1:')
         True
         >>> sockets.close_all(); sockets.context.term()
@@ -194,7 +194,7 @@ class Addresses(Sockets):
         self._table.set_address(record, address)
         return self.register_socket(record.socket, polling_mechanism), address
 
-    def connect(self, socket_name: Any, address: str, polling_mechanism: int) -> Any:
+    def connect(self, socket_name: str, address: str, polling_mechanism: int) -> zmq.Socket[Any]:
         """Connect a socket to an address and register it with ``polling_mechanism``.
 
         Parameters
@@ -230,8 +230,8 @@ class Addresses(Sockets):
         return self.register_socket(record.socket, polling_mechanism)
 
     def ensure_and_connect(
-        self, socket_name: Any, socket_type: int, address: str, polling_mechanism: int
-    ) -> Any:
+        self, socket_name: str, socket_type: int, address: str, polling_mechanism: int
+    ) -> zmq.Socket[Any]:
         """Ensure that a socket exists, is connected to ``address`` and is registered.
 
         A handy replacement for calling :meth:`get_or_create` then :meth:`connect`.
@@ -268,7 +268,7 @@ class Addresses(Sockets):
         self.get_or_create(socket_name, socket_type, polling_mechanism)
         return self.connect(socket_name, address, polling_mechanism)
 
-    def disconnect(self, socket_name: Any, address: str | None = None) -> bool:
+    def disconnect(self, socket_name: str, address: str | None = None) -> bool:
         """Disconnect a socket and remove it from the poller; it keeps its name.
 
         Disconnecting from an address the socket is not connected to (or was
@@ -315,7 +315,7 @@ class Addresses(Sockets):
         self._table.set_mechanism(record, 0)
         return disconnected
 
-    def reset(self, name: Any) -> Any:
+    def reset(self, name: str) -> zmq.Socket[Any]:
         """Close the named socket and create it again as it was.
 
         The new socket has the same type, options, subscriptions, polling

@@ -51,6 +51,7 @@ EAGAIN = int(zmq.EAGAIN)
 EFSM = int(zmq.EFSM)
 ENOTSOCK = int(zmq.ENOTSOCK)
 ETERM = int(zmq.ETERM)
+ENOTSUP = int(zmq.ENOTSUP)
 
 #: errors that mean "not possible right now, wait for the socket"; EFSM is a REQ/REP
 #: socket whose turn it is not (0.4.6 waited for it, and returned False/None on time-out)

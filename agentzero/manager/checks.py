@@ -11,10 +11,13 @@ from typing import Any
 
 import zmq
 
-from agentzero.errors import SocketClosed
-from agentzero.manager.backend import CLOSED_ERRNOS, POLLIN, POLLOUT
+from agentzero.errors import SocketClosed, WrongSocketType
+from agentzero.manager.backend import CLOSED_ERRNOS, ENOTSUP, POLLIN, POLLOUT
 
 _BOTH = POLLIN | POLLOUT
+#: the socket types that can send, and those that can receive (named when a socket cannot)
+_SENDERS = "PUSH, PUB, XPUB, XSUB, PAIR, DEALER, ROUTER, REQ or REP"
+_RECEIVERS = "PULL, SUB, XSUB, XPUB, PAIR, DEALER, ROUTER, REQ or REP"
 
 
 def _finite_number(value: Any) -> bool:
@@ -88,10 +91,34 @@ def closed_error(name: Any, error: zmq.ZMQError) -> SocketClosed:
     return SocketClosed(name, reason)
 
 
-def translate(name: Any, error: zmq.ZMQError) -> Exception:
-    """The library error for a ``ZMQError`` it can name (a closed socket); other errors as they are."""
+def translate(record: Any, error: zmq.ZMQError, sending: bool) -> Exception:
+    """The library error for a ``ZMQError`` of a ``*_safe`` call; errors it cannot name as they are.
+
+    Only the error path calls it, so what it looks up costs the hot path nothing.
+
+    Parameters
+    ----------
+    record : SocketRecord
+        the socket's record (its ``name`` and ``type_name`` are named in the error)
+    error : zmq.ZMQError
+        what libzmq said
+    sending : bool
+        whether the call was sending (else receiving)
+
+    Returns
+    -------
+    Exception
+        :class:`SocketClosed` for a closed socket or a terminated context,
+        :class:`WrongSocketType` when the socket cannot send (or receive) at
+        all (``ENOTSUP``: a PULL asked to send, a PUSH asked to receive), or
+        ``error`` itself.
+    """
     if error.errno in CLOSED_ERRNOS:
-        return closed_error(name, error)
+        return closed_error(record.name, error)
+    if error.errno == ENOTSUP:
+        if sending:
+            return WrongSocketType(record.name, record.type_name, "sending", _SENDERS, can="only receives")
+        return WrongSocketType(record.name, record.type_name, "receiving", _RECEIVERS, can="only sends")
     return error
 
 

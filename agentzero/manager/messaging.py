@@ -74,7 +74,7 @@ class Messaging(Multipart):
     """The ``*_safe`` calls and :meth:`subscribe`, for every flavour (see the module's text)."""
 
     def send_safe(
-        self, name: Any, data: Any, timeout: float | None = None, polling_timeout: float | None = None
+        self, name: str, data: Any, timeout: float | None = None, polling_timeout: float | None = None
     ) -> bool:
         """Serialize ``data`` and send it through the named socket once it can take it.
 
@@ -122,7 +122,7 @@ class Messaging(Multipart):
             self._waiting.after_operation(record)
         return True
 
-    def recv_safe(self, name: Any, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
+    def recv_safe(self, name: str, timeout: float | None = None, polling_timeout: float | None = None) -> Any:
         """Wait for a message on the named socket, receive it and deserialize it.
 
         Parameters
@@ -172,7 +172,7 @@ class Messaging(Multipart):
 
     def publish_safe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes,
         data: Any,
         timeout: float | None = None,
@@ -225,7 +225,7 @@ class Messaging(Multipart):
 
     def recv_event_safe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes | None | bool = False,
         timeout: float | None = None,
         polling_timeout: float | None = None,
@@ -302,7 +302,7 @@ class Messaging(Multipart):
 
     def subscribe(
         self,
-        name: Any,
+        name: str,
         topic: str | bytes | None = None,
         keep_polling: Callable[[], bool] | None = None,
         timeout: float | None = None,
@@ -412,7 +412,7 @@ class Messaging(Multipart):
         except _ZMQError as exc:
             if exc.errno in NOT_READY_ERRNOS:
                 return False
-            raise translate(record.name, exc) from None
+            raise translate(record, exc, True) from None
         rest = self._send_rest(record, frames, 1)
         if rest is not None:
             return bool(self._finish(rest))

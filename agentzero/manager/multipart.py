@@ -32,7 +32,7 @@ _ZMQError = zmq.ZMQError
 class Multipart(Waits):
     """Raw multipart sending and bounded receiving, for every flavour."""
 
-    def send_multipart_safe(self, name: Any, frames: Sequence[Any], timeout: float | None = None) -> bool:
+    def send_multipart_safe(self, name: str, frames: Sequence[Any], timeout: float | None = None) -> bool:
         """Send ``frames`` (bytes-like objects, as they are) as one message once the socket takes it.
 
         Parameters
@@ -82,7 +82,7 @@ class Multipart(Waits):
             self._waiting.after_operation(record)
         return True
 
-    def recv_multipart_safe(self, name: Any, timeout: float | None = None) -> Any:
+    def recv_multipart_safe(self, name: str, timeout: float | None = None) -> list[bytes] | None:
         """Wait for a message on the named socket and return its frames, as they are.
 
         Parameters
@@ -113,7 +113,7 @@ class Multipart(Waits):
         """
         return self._receive(name, timeout, None, self._all_frames)
 
-    def drain_multipart_safe(self, name: Any, limit: int = 256) -> Iterator[list[bytes]]:
+    def drain_multipart_safe(self, name: str, limit: int = 256) -> Iterator[list[bytes]]:
         """Yield the messages already waiting on the named socket, at most ``limit``, never waiting.
 
         Each message is read as :meth:`recv_multipart_safe` reads it; the
@@ -155,7 +155,7 @@ class Multipart(Waits):
                     return
                 first = raw_recv(socket, NOBLOCK)
             except _ZMQError as exc:
-                error = translate(record.name, exc)
+                error = translate(record, exc, False)
                 if error is exc:  # EAGAIN: someone took it meanwhile
                     return
                 raise error from None

@@ -12,7 +12,7 @@ from agentzero.manager.sockets import Sockets
 class Security(Sockets):
     """Make sockets CURVE servers or clients, and admit clients by their public key."""
 
-    def make_curve_server(self, name: Any, secret_key: str | bytes) -> Any:
+    def make_curve_server(self, name: str, secret_key: str | bytes) -> zmq.Socket[Any]:
         """Make the named socket a CURVE server: encrypted, and it authenticates clients.
 
         Call it before ``bind``. Which clients are admitted is decided by an
@@ -40,15 +40,15 @@ class Security(Sockets):
         """
         self.set_socket_option(name, zmq.CURVE_SECRETKEY, _curve_key("secret_key", secret_key))
         self.set_socket_option(name, zmq.CURVE_SERVER, 1)
-        return self.sockets[name]
+        return self.get_by_name(name)
 
     def make_curve_client(
         self,
-        name: Any,
+        name: str,
         server_public_key: str | bytes,
         public_key: str | bytes | None = None,
         secret_key: str | bytes | None = None,
-    ) -> Any:
+    ) -> zmq.Socket[Any]:
         """Make the named socket a CURVE client of the server whose public key is given.
 
         Call it before ``connect``. Without a key pair of its own the client
@@ -92,7 +92,7 @@ class Security(Sockets):
         self.set_socket_option(name, zmq.CURVE_SERVERKEY, _curve_key("server_public_key", server_public_key))
         self.set_socket_option(name, zmq.CURVE_PUBLICKEY, public)
         self.set_socket_option(name, zmq.CURVE_SECRETKEY, secret)
-        return self.sockets[name]
+        return self.get_by_name(name)
 
     def start_authenticator(
         self, allowed_keys: Iterable[str | bytes] = (), keys_directory: str | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 import zmq
 
-from agentzero.errors import SocketAlreadyExists, SocketOptionError, WrongSocketType
+from agentzero.errors import SocketAlreadyExists, SocketClosed, SocketOptionError, WrongSocketType
 from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
 from agentzero.manager.checks import (
     check_linger,
@@ -68,7 +68,7 @@ class Sockets(ManagerState):
         self._released = {}
         self._authenticator = None
 
-    def create(self, name: Any, socket_type: int) -> Any:
+    def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
         """Create a named socket by type.
 
         Parameters
@@ -89,6 +89,8 @@ class Sockets(ManagerState):
             when a socket of that name exists.
         ValueError
             when ``socket_type`` is not a socket type.
+        SocketClosed
+            when the manager's context was terminated (or closed).
         """
         if name in self._records:
             raise SocketAlreadyExists(self, name)
@@ -96,13 +98,19 @@ class Sockets(ManagerState):
             zmq.SocketType(socket_type)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid socket type {socket_type!r} for socket {name!r}") from exc
-        socket = self.context.socket(socket_type)
+        try:
+            socket: zmq.Socket[Any] = self.context.socket(socket_type)
+        except zmq.ZMQError as exc:
+            # pyzmq refuses a terminated context with ENOTSUP, libzmq with ETERM
+            if exc.errno == zmq.ETERM or getattr(self.context, "closed", False):
+                raise SocketClosed(name, "its context was terminated") from None
+            raise
         self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
         return socket
 
-    def get_by_name(self, name: Any, socket_type: int | None = None) -> Any:
+    def get_by_name(self, name: str, socket_type: int | None = None) -> zmq.Socket[Any]:
         """Return an existing socket by name.
 
         Parameters
@@ -125,7 +133,7 @@ class Sockets(ManagerState):
         """
         return self.get_record(name).socket
 
-    def get_or_create(self, name: Any, socket_type: int, polling_mechanism: int) -> Any:
+    def get_or_create(self, name: str, socket_type: int, polling_mechanism: int) -> zmq.Socket[Any]:
         """Ensure that a socket exists and is registered with ``polling_mechanism``.
 
         An existing socket of that name is returned as it is (its type is not changed).
@@ -154,7 +162,7 @@ class Sockets(ManagerState):
             self.create(name, socket_type)
         return self.register_socket(self._records[name].socket, polling_mechanism)
 
-    def register_socket(self, socket: Any, polling_mechanism: int) -> Any:
+    def register_socket(self, socket: zmq.Socket[Any], polling_mechanism: int) -> zmq.Socket[Any]:
         """Register ``socket`` in the poller with ``polling_mechanism``.
 
         Registering an already registered socket replaces its mechanism, as
@@ -189,7 +197,7 @@ class Sockets(ManagerState):
         self._table.set_mechanism(record, mechanism)
         return socket
 
-    def set_socket_option(self, name: Any, option: int, value: Any) -> None:
+    def set_socket_option(self, name: str, option: int, value: Any) -> None:
         """Call ``setsockopt`` on the named socket.
 
         ``zmq.HWM`` sets both ``SNDHWM`` and ``RCVHWM``; text values are encoded
@@ -250,7 +258,7 @@ class Sockets(ManagerState):
             if option == zmq.MAXMSGSIZE:
                 record.max_size = value if isinstance(value, int) and value >= 0 else None
 
-    def set_topic(self, name: Any, topic: str | bytes) -> None:
+    def set_topic(self, name: str, topic: str | bytes) -> None:
         """Subscribe the named SUB socket to ``topic`` (a prefix; ``''`` means everything).
 
         A shortcut to ``set_socket_option(name, zmq.SUBSCRIBE, topic)``; subscribing
@@ -290,7 +298,7 @@ class Sockets(ManagerState):
         if topic_bytes not in self.get_record(name).subscriptions:
             self.set_socket_option(name, zmq.SUBSCRIBE, topic_bytes)
 
-    def close(self, socket_name: Any, linger: int | None = None) -> None:
+    def close(self, socket_name: str, linger: int | None = None) -> None:
         """Close a socket if it exists, remove it from the poller and free its name.
 
         Messages still queued are delivered for up to ``linger`` milliseconds,

@@ -46,7 +46,7 @@ class SocketRecord:
 
     def __init__(self, name: Any, socket: Any, socket_type: int, max_size: int | None = None) -> None:
         self.name = name
-        self.socket = socket
+        self.socket: zmq.Socket[Any] = socket
         self.socket_type = socket_type
         self.polling_mechanism = 0
         self.binds: list[str] = []
@@ -198,7 +198,7 @@ class ManagerState:
     _released: dict[str, float]
     _authenticator: Any
 
-    def get_record(self, name: Any) -> SocketRecord:
+    def get_record(self, name: str) -> SocketRecord:
         """Return what the manager remembers of the named socket (type, addresses, topics).
 
         Parameters

@@ -61,11 +61,11 @@ class Waits(Sockets):
 
     def wait_until_ready(
         self,
-        name: Any,
+        name: str,
         polling_mechanism: int,
         timeout: float | None = None,
         polling_timeout: float | None = None,
-    ) -> Any:
+    ) -> zmq.Socket[Any] | None:
         """Wait until the named socket is ready, yielding to other greenlets meanwhile.
 
         This is the one place where agentzero waits: every ``*_safe`` call that
@@ -103,7 +103,9 @@ class Waits(Sockets):
         seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
         return self._finish(self._ready_steps(record, mechanism, seconds, slice_ms))
 
-    def ready(self, name: Any, polling_mechanism: int, timeout: float | None = None) -> Any:
+    def ready(
+        self, name: str, polling_mechanism: int, timeout: float | None = None
+    ) -> zmq.Socket[Any] | None:
         """Poll once and tell whether the named socket is ready for ``polling_mechanism``.
 
         Parameters
@@ -130,7 +132,7 @@ class Waits(Sockets):
         polling_ms = self.polling_timeout if timeout is None else check_milliseconds("timeout", timeout)
         return Waits.wait_until_ready(self, name, polling_mechanism, polling_ms / 1000.0, max(polling_ms, 1))
 
-    def engage(self, timeout: float | None = None) -> OrderedDict[Any, int]:
+    def engage(self, timeout: float | None = None) -> OrderedDict[zmq.Socket[Any], int]:
         """Poll all registered sockets once.
 
         Parameters
@@ -203,7 +205,7 @@ class Waits(Sockets):
 
     def _ready_steps(
         self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
-    ) -> Steps[Any]:
+    ) -> Steps[zmq.Socket[Any] | None]:
         ready = yield self._waiting.wait, record, mechanism, seconds, slice_ms
         return record.socket if ready else None
 
@@ -232,7 +234,7 @@ class Waits(Sockets):
         wait = self._waiting.wait
         while True:
             if error.errno not in NOT_READY_ERRNOS:
-                raise translate(record.name, error)
+                raise translate(record, error, True)
             remaining = deadline - _monotonic()
             if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
                 return False
@@ -261,7 +263,7 @@ class Waits(Sockets):
                 raw_send(record.socket, frames[index], NOBLOCK if index == last else NOBLOCK | SNDMORE)
             except _ZMQError as exc:
                 if exc.errno not in NOT_READY_ERRNOS:
-                    raise translate(record.name, exc) from None
+                    raise translate(record, exc, True) from None
                 return self._rest_steps(record, frames, index)
         return None
 
@@ -290,7 +292,7 @@ class Waits(Sockets):
         wait = self._waiting.wait
         while True:
             if error.errno not in NOT_READY_ERRNOS:
-                raise translate(record.name, error)
+                raise translate(record, error, False)
             remaining = deadline - _monotonic()
             if remaining < 0 or not (yield wait, record, POLLIN, remaining, slice_ms):
                 return None

@@ -29,8 +29,10 @@ from agentzero.core import SocketManager
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs"
 SECTION = re.compile(r"^(\w[\w ]*)\n-{3,}[ \t]*$", re.M)
-#: the unreleased changelog entry is dated the day of the round that wrote it
-UNRELEASED_DATE = datetime.date(2026, 11, 30)
+#: the unreleased changelog entry, when there is one, is dated the day of the round that wrote it
+UNRELEASED_DATE = datetime.date(2026, 12, 7)
+#: the day the newest version (``agentzero.__version__``) was cut
+RELEASE_DATE = datetime.date(2026, 12, 7)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,42 @@ def test_the_theme_wraps_code_instead_of_cutting_it(site):
     assert "agentzero.css" in page
     css = (site / "_static" / "agentzero.css").read_text()
     assert re.search(r"\.highlight pre[^{]*\{[^}]*white-space:\s*pre-wrap", css)
+
+
+@pytest.mark.timeout(180)
+def test_the_copy_button_copies_examples_without_prompts_or_output(site):
+    copybutton = site / "_static" / "copybutton.js"
+    assert copybutton.exists(), "sphinx-copybutton is missing: pip install -e '.[test]'"
+    assert "copybutton.js" in (site / "asyncio.html").read_text()
+    found = re.search(
+        r"formatCopyText\(text, '((?:[^'\\]|\\.)*)', (\w+), (\w+), (\w+)", copybutton.read_text()
+    )
+    assert found, "copybutton.js has no formatCopyText call"
+    # the prompt as the page's JavaScript gets it: a regular expression, prompt lines only, prompts removed
+    assert found.group(2, 3, 4) == ("true", "true", "true")
+    prompt = re.compile("^(" + found.group(1).replace("\\\\", "\\") + ")(.*)")
+    for line, copied in (
+        (">>> import zmq", "import zmq"),
+        ("...     await sockets.send_safe('out', 1)", "    await sockets.send_safe('out', 1)"),
+        ("$ make test", "make test"),
+    ):
+        assert prompt.sub(r"\2", line) == copied
+    assert not prompt.match("{'job': 42}")  # output is not copied
+
+
+@pytest.mark.timeout(180)
+def test_interactive_examples_scroll_instead_of_wrapping_to_column_0(site):
+    css = (site / "_static" / "agentzero.css").read_text()
+    for selector in (r"\.highlight-pycon pre", r"\.doctest pre"):
+        assert re.search(selector + r"[^{]*\{[^}]*white-space:\s*pre;", css), selector
+    assert '<div class="highlight-pycon' in (site / "asyncio.html").read_text()
+
+
+def test_the_asyncio_page_documents_async_with_in_a_doctest():
+    text = (DOCS / "asyncio.rst").read_text()
+    section = text[text.index("``async with`` and ``with``") :]
+    example = section[section.index(".. doctest::") : section.index("\n\n", section.index(">>>"))]
+    assert "async with SocketManager(" in example
 
 
 @pytest.mark.timeout(180)
@@ -115,8 +153,12 @@ def test_the_changelog_is_dated_newest_first():
         found = re.fullmatch(r"(Unreleased|\d+\.\d+\.\d+) — (\d{4}-\d{2}-\d{2})", title)
         assert found, f"undated changelog entry: {title!r}"
         dates.append(datetime.date.fromisoformat(found.group(2)))
-    assert titles[0].startswith("Unreleased") and dates[0] == UNRELEASED_DATE
     assert dates == sorted(dates, reverse=True)
+    if titles[0].startswith("Unreleased"):
+        assert dates[0] == UNRELEASED_DATE
+        titles = titles[1:]
+    # the newest release is the version agentzero says it is, dated the day it was cut
+    assert titles[0] == f"{agentzero.__version__} — {RELEASE_DATE.isoformat()}"
 
 
 def test_every_doc_page_is_in_the_toctree():
