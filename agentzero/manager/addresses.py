@@ -16,7 +16,7 @@ import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
 from agentzero.manager.checks import check_mechanism
-from agentzero.manager.sockets import Sockets
+from agentzero.manager.sockets import Sockets, released_key
 from agentzero.util import fix_zeromq_tcp_address
 
 _monotonic = time.monotonic
@@ -134,7 +134,8 @@ class Addresses(Sockets):
         check_mechanism(polling_mechanism, registering=True)
         resolved = check_address(socket_name, address, SocketBindError, binding=True)
         # the flavour says how long bind may wait for it (asyncio: briefly, never stalling the loop)
-        grace_until = min(self._released.pop(resolved, 0.0), _monotonic() + self._waiting.rebind_grace)
+        released_until = self._released.pop(released_key(resolved), 0.0)
+        grace_until = min(released_until, _monotonic() + self._waiting.rebind_grace)
         while True:
             try:
                 record.socket.bind(resolved)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 import zmq
@@ -23,6 +25,22 @@ from agentzero.serializers import JSON, frame_packer, frame_unpacker
 REBIND_GRACE = 1.0
 _SUBSCRIBERS = (zmq.SUB,)
 _monotonic = time.monotonic
+_WILDCARD_TCP = re.compile(r"^tcp://(?:\*|0\.0\.0\.0|\[::\]|\[\*\]):(?P<port>\d+)$")
+
+
+def released_key(endpoint: str) -> str:
+    """The one key under which :meth:`Sockets.close` records a released endpoint and ``bind`` finds it.
+
+    libzmq reports a wildcard bind (``tcp://*:PORT``) as ``tcp://0.0.0.0:PORT``
+    (``tcp://[::]:PORT`` with IPv6), the endpoint ``close`` releases.
+
+    >>> released_key('tcp://0.0.0.0:5000') == released_key('tcp://*:5000') == released_key('tcp://[::]:5000')
+    True
+    >>> released_key('tcp://127.0.0.1:5000')
+    'tcp://127.0.0.1:5000'
+    """
+    found = _WILDCARD_TCP.match(endpoint)
+    return f"tcp://*:{found.group('port')}" if found else endpoint
 
 
 class Sockets(ManagerState):
@@ -65,7 +83,7 @@ class Sockets(ManagerState):
         self.registry = table.registry
         self._log_handlers = {}
         self._attached_loggers = []
-        self._released = {}
+        self._released = OrderedDict()
         self._authenticator = None
 
     def create(self, name: Any, socket_type: int) -> Any:
@@ -333,11 +351,14 @@ class Sockets(ManagerState):
             return
         self._table.remove(record)
         self._waiting.closing(record)
+        released, now = self._released, _monotonic()
+        # oldest first, since every release lasts REBIND_GRACE: forget the expired in O(1) each
+        while released and next(iter(released.values())) <= now:
+            released.popitem(last=False)
         for endpoint in record.binds:
-            self._released[endpoint] = _monotonic() + REBIND_GRACE
-        if len(self._released) > 64:
-            now = _monotonic()
-            self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
+            key = released_key(endpoint)
+            released[key] = now + REBIND_GRACE
+            released.move_to_end(key)
         _stop_monitor(record.socket)
         record.socket.close(linger)
 

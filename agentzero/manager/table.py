@@ -195,7 +195,8 @@ class ManagerState:
     #: (socket name, topic) -> its ZMQPubHandler (see :mod:`agentzero.manager.loggers`)
     _log_handlers: dict[tuple[Any, str], Any]
     _attached_loggers: list[tuple[Any, Any]]
-    _released: dict[str, float]
+    #: released endpoint (see ``released_key``) -> until when ``bind`` may wait for it, oldest first
+    _released: OrderedDict[str, float]
     _authenticator: Any
 
     def get_record(self, name: Any) -> SocketRecord:
