@@ -42,10 +42,12 @@ from agentzero.manager.addresses import Addresses
 from agentzero.manager.loggers import Loggers
 from agentzero.manager.messaging import Event
 from agentzero.manager.security import Security
+from agentzero.manager.sockets import DEFAULT_LINGER as _DEFAULT_LINGER
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 from agentzero.serializers import BaseSerializer
 
 __all__ = [
+    "DEFAULT_LINGER",
     "DEFAULT_POLLING_TIMEOUT",
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
@@ -57,6 +59,8 @@ __all__ = [
 DEFAULT_TIMEOUT_IN_SECONDS = 10
 #: The longest single wait before the socket is checked again, in milliseconds.
 DEFAULT_POLLING_TIMEOUT = 10000
+#: How long a closed socket keeps delivering its queued messages, in milliseconds (as in the sync manager).
+DEFAULT_LINGER = _DEFAULT_LINGER
 
 # the constructor's ``zmq`` argument shadows the module inside it
 _zmq_asyncio = zmq.asyncio
@@ -83,14 +87,22 @@ class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
     max_message_size : int, optional
         the largest message, in bytes, that sockets created by this manager
         accept (see :class:`agentzero.core.SocketManager`).
+    linger : int or None
+        how long, in **milliseconds**, a socket closed without a ``linger`` of
+        its own (by :meth:`close`, :meth:`close_all`, the ``with`` and
+        ``async with`` blocks) keeps delivering its queued messages; the
+        default, :data:`DEFAULT_LINGER` (1000 ms), bounds how long
+        ``context.term()`` can wait (see :class:`agentzero.core.SocketManager`).
 
     Raises
     ------
     TypeError
         when ``zmq`` is not ``zmq.asyncio``, the context is a ``zmq.green`` one,
-        or the serializer has no ``pack``/``unpack``.
+        the serializer has no ``pack``/``unpack``, or ``linger`` is not a whole
+        number of milliseconds (or ``None``).
     ValueError
-        when a timeout or ``max_message_size`` is not a finite, non-negative number.
+        when a timeout or ``max_message_size`` is not a finite, non-negative
+        number, or ``linger`` does not fit in 32 bits.
 
     Notes
     -----
@@ -112,6 +124,7 @@ class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
         polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
         max_message_size: int | None = None,
+        linger: int | None = DEFAULT_LINGER,
     ) -> None:
         module = zmq if zmq is not None else _zmq_asyncio
         flavour = choose(module, context, for_asyncio=True)
@@ -123,6 +136,7 @@ class SocketManager(Loggers, Security, CoroutineCalls, Addresses):
             timeout,
             max_message_size,
             flavour,
+            linger,
         )
 
     def __repr__(self) -> str:

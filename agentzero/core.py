@@ -21,10 +21,12 @@ from agentzero.manager.addresses import Addresses
 from agentzero.manager.loggers import Loggers
 from agentzero.manager.messaging import Event, Messaging
 from agentzero.manager.security import Security
+from agentzero.manager.sockets import DEFAULT_LINGER as _DEFAULT_LINGER
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
 from agentzero.serializers import BaseSerializer
 
 __all__ = [
+    "DEFAULT_LINGER",
     "DEFAULT_POLLING_TIMEOUT",
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
@@ -38,6 +40,8 @@ __all__ = [
 DEFAULT_TIMEOUT_IN_SECONDS = 10
 #: The longest single poll, in milliseconds.
 DEFAULT_POLLING_TIMEOUT = 10000
+#: How long a socket closed without a linger of its own keeps delivering its queued messages, in milliseconds.
+DEFAULT_LINGER = _DEFAULT_LINGER
 
 # The documentation's examples do ``from agentzero.core import zmq``.
 zmq = _zmq
@@ -72,6 +76,15 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
         accept: libzmq disconnects a tcp or ipc peer sending a larger frame,
         and the ``*_safe`` receive calls drop a larger whole message (frames
         added up, any transport) with :class:`~agentzero.errors.MessageTooLarge`.
+    linger : int or None
+        how long, in **milliseconds**, a socket closed by :meth:`close`,
+        :meth:`close_all`, the ``with`` block or the garbage collector keeps
+        delivering its queued messages when no ``linger`` is given to the call
+        and the socket has no bounded ``zmq.LINGER`` of its own. The default,
+        :data:`DEFAULT_LINGER` (1000 ms), leaves a moment to deliver to a
+        connected peer and bounds how long ``context.term()`` can wait for a
+        peer that never reads; ``None`` keeps libzmq's own default (wait for
+        ever), ``0`` drops queued messages at once.
 
     Attributes
     ----------
@@ -85,18 +98,25 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
         socket -> the polling mechanism it is registered with
     addresses : OrderedDict
         name -> the address the socket was last bound or connected to
+    linger : int or None
+        the milliseconds sockets linger when closed without a ``linger`` of their own
 
     Raises
     ------
     TypeError
-        when ``zmq`` is ``zmq.asyncio`` or the serializer has no ``pack``/``unpack``.
+        when ``zmq`` is ``zmq.asyncio``, the serializer has no ``pack``/``unpack``,
+        or ``linger`` is not a whole number of milliseconds (or ``None``).
     ValueError
-        when a timeout or ``max_message_size`` is not a finite, non-negative number.
+        when a timeout or ``max_message_size`` is not a finite, non-negative
+        number, or ``linger`` does not fit in 32 bits.
 
     Notes
     -----
     A SocketManager, like its sockets, belongs to one thread. Under gevent use
-    one context for the whole process, across all greenlets.
+    one context for the whole process, across all greenlets. Leaving a
+    ``with SocketManager(...)`` block closes every socket with the manager's
+    ``linger``, so terminating the context afterwards cannot hang on a message
+    nobody reads.
 
     >>> import zmq
     >>> from agentzero.core import SocketManager
@@ -119,6 +139,7 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
         polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
         max_message_size: int | None = None,
+        linger: int | None = DEFAULT_LINGER,
     ) -> None:
         module = zmq if zmq is not None else _zmq
         flavour = choose(module, context, for_asyncio=False)
@@ -130,6 +151,7 @@ class SocketManager(Loggers, Security, Messaging, Addresses):
             timeout,
             max_message_size,
             flavour,
+            linger,
         )
 
     def _finish(self, steps: Steps[_T]) -> _T:

@@ -17,12 +17,15 @@ from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
     closed_error,
+    closing_linger,
 )
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
+#: milliseconds a closed socket keeps delivering its queued messages, unless told otherwise (see ``close``)
+DEFAULT_LINGER = 1000
 _SUBSCRIBERS = (zmq.SUB,)
 _monotonic = time.monotonic
 _WILDCARD_TCP = re.compile(r"^tcp://(?:\*|0\.0\.0\.0|\[::\]|\[\*\]):(?P<port>\d+)$")
@@ -55,8 +58,10 @@ class Sockets(ManagerState):
         timeout: float,
         max_message_size: int | None,
         waiting: Any,
+        linger: int | None = DEFAULT_LINGER,
     ) -> None:
         """Check the constructor's arguments and set up the state every flavour of manager shares."""
+        check_linger(linger)
         backend = serialization_backend if serialization_backend is not None else JSON()
         if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
             raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
@@ -74,6 +79,7 @@ class Sockets(ManagerState):
         self._pack = frame_packer(backend)
         self._unpack = frame_unpacker(backend)
         self.max_message_size = max_message_size
+        self.linger = linger
         self._waiting = waiting
         self.poller = module.Poller()
         table = self._table = SocketTable(self.poller, self._adopt)
@@ -327,9 +333,12 @@ class Sockets(ManagerState):
         socket_name : str
             the socket name; an unknown name does nothing.
         linger : int, optional
-            milliseconds to keep trying to deliver pending messages; defaults
-            to the socket's ``zmq.LINGER`` option. ``-1`` waits until they are
-            delivered, ``0`` drops them at once.
+            milliseconds to keep trying to deliver pending messages. ``-1``
+            waits until they are delivered, ``0`` drops them at once. By
+            default, the socket's own ``zmq.LINGER`` when it was set through
+            :meth:`set_socket_option` or is bounded (set on the context, say),
+            else the manager's ``linger`` (1000 ms unless the constructor was
+            told otherwise), so that terminating the context cannot hang.
 
         Returns
         -------
@@ -360,7 +369,7 @@ class Sockets(ManagerState):
             released[key] = now + REBIND_GRACE
             released.move_to_end(key)
         _stop_monitor(record.socket)
-        record.socket.close(linger)
+        record.socket.close(closing_linger(record.socket, record.options, linger, self.linger))
 
     def close_all(self, linger: int | None = None) -> None:
         """Close every socket (see :meth:`close`) and stop the authenticator.
@@ -371,8 +380,9 @@ class Sockets(ManagerState):
         Parameters
         ----------
         linger : int, optional
-            milliseconds to keep trying to deliver pending messages; defaults
-            to each socket's ``zmq.LINGER`` option (see :meth:`close`).
+            milliseconds to keep trying to deliver pending messages; by default
+            each socket's own bounded ``zmq.LINGER``, else the manager's
+            ``linger`` (see :meth:`close`).
 
         Returns
         -------

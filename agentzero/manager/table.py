@@ -182,6 +182,7 @@ class ManagerState:
     timeout: float
     polling_timeout: float
     max_message_size: int | None
+    linger: int | None
     serialization_backend: Any
     sockets: SocketsView
     addresses: OrderedDict[Any, str]
