@@ -88,7 +88,7 @@ class Sockets(ManagerState):
         self.addresses = table.addresses
         self.registry = table.registry
         self._log_handlers = {}
-        self._attached_loggers = []
+        self._attached_loggers = {}
         self._released = OrderedDict()
         self._authenticator = None
 
@@ -397,12 +397,13 @@ class Sockets(ManagerState):
         """
         check_linger(linger)
         first_error: BaseException | None = None
+        self._table.unregister_named()  # at once, or each close would renumber the poller: O(n²)
         for name in list(self._records):
             try:
                 self.close(name, linger)
             except Exception as exc:
                 first_error = first_error or exc
-        for name in {key[0] for key in self._log_handlers}:  # handlers of sockets never created
+        for name in list(self._log_handlers):  # handlers of sockets never created
             self._detach_log_handlers(name)
         if self._authenticator is not None:
             self._authenticator.stop()
