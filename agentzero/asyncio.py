@@ -37,11 +37,17 @@ import zmq.asyncio
 from agentzero.flavours.aio import AsyncioFlavour
 from agentzero.flavours.aio_logs import AsyncZMQPubHandler
 from agentzero.flavours.coroutines import CoroutineCalls
-from agentzero.flavours.managers import DEFAULT_POLLING_TIMEOUT, DEFAULT_TIMEOUT_IN_SECONDS, ManagerBase
+from agentzero.flavours.managers import (
+    DEFAULT_LINGER,
+    DEFAULT_POLLING_TIMEOUT,
+    DEFAULT_TIMEOUT_IN_SECONDS,
+    ManagerBase,
+)
 from agentzero.manager.messaging import Event
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 
 __all__ = [
+    "DEFAULT_LINGER",
     "DEFAULT_POLLING_TIMEOUT",
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
@@ -71,14 +77,22 @@ class SocketManager(ManagerBase, CoroutineCalls):
     max_message_size : int, optional
         the largest message, in bytes, that sockets created by this manager
         accept (see :class:`agentzero.core.SocketManager`).
+    linger : int or None
+        how long, in **milliseconds**, a socket closed without a ``linger`` of
+        its own (by :meth:`close`, :meth:`close_all`, the ``with`` and
+        ``async with`` blocks) keeps delivering its queued messages; the
+        default, :data:`DEFAULT_LINGER` (1000 ms), bounds how long
+        ``context.term()`` can wait (see :class:`agentzero.core.SocketManager`).
 
     Raises
     ------
     TypeError
         when ``zmq`` is not ``zmq.asyncio``, the context is a ``zmq.green`` one,
-        or the serializer has no ``pack``/``unpack``.
+        the serializer has no ``pack``/``unpack``, or ``linger`` is not a whole
+        number of milliseconds (or ``None``).
     ValueError
-        when a timeout or ``max_message_size`` is not a finite, non-negative number.
+        when a timeout or ``max_message_size`` is not a finite, non-negative
+        number, or ``linger`` does not fit in 32 bits.
 
     Notes
     -----

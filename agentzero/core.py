@@ -15,12 +15,18 @@ from typing import TypeVar
 import zmq as _zmq
 
 from agentzero.flavours.base import drive
-from agentzero.flavours.managers import DEFAULT_POLLING_TIMEOUT, DEFAULT_TIMEOUT_IN_SECONDS, ManagerBase
+from agentzero.flavours.managers import (
+    DEFAULT_LINGER,
+    DEFAULT_POLLING_TIMEOUT,
+    DEFAULT_TIMEOUT_IN_SECONDS,
+    ManagerBase,
+)
 from agentzero.logs import ZMQPubHandler
 from agentzero.manager.messaging import Event, Messaging
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
 
 __all__ = [
+    "DEFAULT_LINGER",
     "DEFAULT_POLLING_TIMEOUT",
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
@@ -63,6 +69,15 @@ class SocketManager(ManagerBase, Messaging):
         accept: libzmq disconnects a tcp or ipc peer sending a larger frame,
         and the ``*_safe`` receive calls drop a larger whole message (frames
         added up, any transport) with :class:`~agentzero.errors.MessageTooLarge`.
+    linger : int or None
+        how long, in **milliseconds**, a socket closed by :meth:`close`,
+        :meth:`close_all`, the ``with`` block or the garbage collector keeps
+        delivering its queued messages when no ``linger`` is given to the call
+        and the socket has no bounded ``zmq.LINGER`` of its own. The default,
+        :data:`DEFAULT_LINGER` (1000 ms), leaves a moment to deliver to a
+        connected peer and bounds how long ``context.term()`` can wait for a
+        peer that never reads; ``None`` keeps libzmq's own default (wait for
+        ever), ``0`` drops queued messages at once.
 
     Attributes
     ----------
@@ -76,18 +91,25 @@ class SocketManager(ManagerBase, Messaging):
         socket -> the polling mechanism it is registered with
     addresses : OrderedDict
         name -> the address the socket was last bound or connected to
+    linger : int or None
+        the milliseconds sockets linger when closed without a ``linger`` of their own
 
     Raises
     ------
     TypeError
-        when ``zmq`` is ``zmq.asyncio`` or the serializer has no ``pack``/``unpack``.
+        when ``zmq`` is ``zmq.asyncio``, the serializer has no ``pack``/``unpack``,
+        or ``linger`` is not a whole number of milliseconds (or ``None``).
     ValueError
-        when a timeout or ``max_message_size`` is not a finite, non-negative number.
+        when a timeout or ``max_message_size`` is not a finite, non-negative
+        number, or ``linger`` does not fit in 32 bits.
 
     Notes
     -----
     A SocketManager, like its sockets, belongs to one thread. Under gevent use
-    one context for the whole process, across all greenlets.
+    one context for the whole process, across all greenlets. Leaving a
+    ``with SocketManager(...)`` block closes every socket with the manager's
+    ``linger``, so terminating the context afterwards cannot hang on a message
+    nobody reads.
 
     >>> import zmq
     >>> from agentzero.core import SocketManager

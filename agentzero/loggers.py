@@ -39,10 +39,12 @@ class Loggers(Sockets):
             when ``socket_name`` or ``topic_name`` is not hashable. Nothing else:
             a socket that does not exist yet is not an error.
         """
-        key = (socket_name, topic_name)
-        handler = self._log_handlers.get(key)
+        hash((socket_name, topic_name))  # TypeError for an unhashable name, before anything is kept
+        topics = self._log_handlers.get(socket_name)
+        handler = topics.get(topic_name) if topics is not None else None
         if handler is None:
-            handler = self._log_handlers[key] = self._log_handler_class(self, socket_name, topic_name)
+            handler = self._log_handler_class(self, socket_name, topic_name)
+            self._log_handlers.setdefault(socket_name, {})[topic_name] = handler
         return handler
 
     def get_logger(
@@ -80,22 +82,20 @@ class Loggers(Sockets):
         logger = logging.getLogger(logger_name or str(socket_name))
         if handler not in logger.handlers:
             logger.addHandler(handler)
-            self._attached_loggers.append((logger, handler))
+            self._attached_loggers.setdefault(handler, []).append(logger)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.DEBUG)
         return logger
 
     def _detach_log_handlers(self, socket_name: Any) -> None:
-        closing = [key for key in self._log_handlers if key[0] == socket_name]
-        if not closing:
+        # looked up by the socket's name, never scanned: closing n sockets stays O(n)
+        try:
+            topics = self._log_handlers.pop(socket_name, None)
+        except TypeError:  # an unhashable name has no handler
             return
-        handlers = [self._log_handlers.pop(key) for key in closing]
-        still_attached = []
-        for logger, handler in self._attached_loggers:
-            if handler in handlers:
+        if not topics:
+            return
+        for handler in topics.values():
+            for logger in self._attached_loggers.pop(handler, ()):
                 logger.removeHandler(handler)
-            else:
-                still_attached.append((logger, handler))
-        self._attached_loggers[:] = still_attached
-        for handler in handlers:
             handler.close()

@@ -13,7 +13,7 @@ author = "the agentzero developers"
 copyright = "2026, the agentzero developers"  # noqa: A001
 version = release
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.doctest", "sphinx.ext.viewcode"]
-try:  # the `docs` and `test` extras install it; tests/test_docs.py fails when it is missing
+try:  # the `docs` and `test` extras install it; tests/packaging/test_docs.py fails when it is missing
     import sphinx_copybutton  # noqa: F401
 except ImportError:
     pass

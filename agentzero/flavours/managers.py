@@ -13,12 +13,15 @@ from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
 from agentzero.manager.security import Security
+from agentzero.manager.sockets import DEFAULT_LINGER
 from agentzero.serializers import BaseSerializer
 
 #: How long the ``*_safe`` calls and ``wait_until_ready`` wait by default, in seconds.
 DEFAULT_TIMEOUT_IN_SECONDS = 10
 #: The longest single poll, in milliseconds.
 DEFAULT_POLLING_TIMEOUT = 10000
+
+__all__ = ["DEFAULT_LINGER", "DEFAULT_POLLING_TIMEOUT", "DEFAULT_TIMEOUT_IN_SECONDS", "ManagerBase"]
 
 _Manager = TypeVar("_Manager", bound="ManagerBase")
 
@@ -41,6 +44,7 @@ class ManagerBase(Loggers, Security, Addresses):
         polling_timeout: float = DEFAULT_POLLING_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT_IN_SECONDS,
         max_message_size: int | None = None,
+        linger: int | None = DEFAULT_LINGER,
     ) -> None:
         module = zmq if zmq is not None else self._default_module
         flavour = choose(module, context, self._for_asyncio)
@@ -52,6 +56,7 @@ class ManagerBase(Loggers, Security, Addresses):
             timeout,
             max_message_size,
             flavour,
+            linger,
         )
 
     def __repr__(self) -> str:

@@ -16,11 +16,48 @@ import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
 from agentzero.manager.checks import check_mechanism
-from agentzero.manager.sockets import Sockets
+from agentzero.manager.sockets import Sockets, released_key
 from agentzero.util import fix_zeromq_tcp_address
 
 _monotonic = time.monotonic
 _TCP_PORT = re.compile(r"^tcp://(?:[^;]*;)?(?P<host>.*):(?P<port>[^:\]]*)$")
+#: ``HOST:PORT`` written without its transport (``127.0.0.1:5000``, ``localhost:5000``, ``*:5000``)
+_BARE_HOST_PORT = re.compile(r"^(?P<host>\[[^\]]*\]|[^:/\[\]]+):(?P<port>\d+|\*)$")
+
+
+def check_text(socket_name: Any, address: Any, error: type[Exception]) -> None:
+    """Raise ``error`` naming ``address`` when it is text ZeroMQ cannot take (UTF-8 cannot encode it).
+
+    A lone surrogate (what Python makes of undecodable bytes in ``sys.argv``)
+    is refused here, with the address, rather than as pyzmq's bare
+    ``UnicodeEncodeError``.
+
+    >>> check_text('api', 'inproc://caf\\udce9', SocketBindError)
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketBindError: cannot bind socket 'api' to address 'inproc://caf\\udce9': \
+the address must be text UTF-8 can encode, got '\\udce9' at position 12
+    """
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        wrong = address[exc.start : exc.end]
+        raise error(
+            socket_name,
+            address,
+            f"the address must be text UTF-8 can encode, got {wrong!r} at position {exc.start}",
+        ) from None
+
+
+def _missing_transport(address: str, binding: bool) -> str:
+    """Why an address without ``TRANSPORT://`` is refused, with the ``tcp://`` it probably meant."""
+    bare = _BARE_HOST_PORT.match(address.strip())
+    if bare is None:
+        return "an address starts with its transport: tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+    host, port = bare.group("host"), bare.group("port")
+    if host == "*" and not binding:
+        host = "127.0.0.1"  # one connects to a host, not to every interface
+    return f"the address has no transport: use 'tcp://{host}:{port}'"
 
 
 def check_address(socket_name: Any, address: Any, error: type[Exception], binding: bool) -> str:
@@ -33,9 +70,17 @@ def check_address(socket_name: Any, address: Any, error: type[Exception], bindin
     ...
     agentzero.errors.SocketBindError: cannot bind socket 'api' to address 'tcp://127.0.0.1:99999': \
 the port must be a number from 0 to 65535 or '*', got '99999'
+    >>> check_address('api', '127.0.0.1:5000', SocketBindError, binding=True)
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.SocketBindError: cannot bind socket 'api' to address '127.0.0.1:5000': \
+the address has no transport: use 'tcp://127.0.0.1:5000'
     """
     if not isinstance(address, str) or not address.strip():
         raise error(socket_name, address, "the address must be a non-empty string")
+    check_text(socket_name, address, error)
+    if "://" not in address:
+        raise error(socket_name, address, _missing_transport(address, binding))
     if address.startswith("tcp://"):
         found = _TCP_PORT.match(address)
         if not found or not found.group("host"):
@@ -82,13 +127,15 @@ class Addresses(Sockets):
         SocketNotFound
             when no socket has that name.
         SocketBindError
-            when the address is empty, malformed (a tcp port outside 0-65535) or in use.
+            when the address is empty, malformed (no ``TRANSPORT://``, a tcp
+            port outside 0-65535, text UTF-8 cannot encode) or in use.
         """
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
         resolved = check_address(socket_name, address, SocketBindError, binding=True)
         # the flavour says how long bind may wait for it (asyncio: briefly, never stalling the loop)
-        grace_until = min(self._released.pop(resolved, 0.0), _monotonic() + self._waiting.rebind_grace)
+        released_until = self._released.pop(released_key(resolved), 0.0)
+        grace_until = min(released_until, _monotonic() + self._waiting.rebind_grace)
         while True:
             try:
                 record.socket.bind(resolved)
@@ -166,7 +213,8 @@ class Addresses(Sockets):
         SocketNotFound
             when no socket has that name.
         SocketBindError
-            when ``local_address`` is not a ``tcp://`` address or cannot be bound.
+            when ``local_address`` is not a ``tcp://`` address, is text UTF-8
+            cannot encode, or cannot be bound.
 
         Examples
         --------
@@ -183,7 +231,11 @@ class Addresses(Sockets):
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
         if not isinstance(local_address, str) or not local_address.startswith("tcp://"):
-            raise SocketBindError(socket_name, local_address, "a random port needs a tcp:// address")
+            hint = ""
+            if isinstance(local_address, str) and local_address and "://" not in local_address:
+                hint = f": use 'tcp://{local_address}'"
+            raise SocketBindError(socket_name, local_address, f"a random port needs a tcp:// address{hint}")
+        check_text(socket_name, local_address, SocketBindError)
         local = fix_zeromq_tcp_address(f"{local_address}:0")[: -len(":0")]
         try:
             port = record.socket.bind_to_random_port(local)
@@ -216,7 +268,8 @@ class Addresses(Sockets):
         SocketNotFound
             when no socket has that name.
         SocketConnectError
-            when the address is empty or malformed (a tcp port outside 1-65535).
+            when the address is empty or malformed (no ``TRANSPORT://``, a tcp
+            port outside 1-65535, text UTF-8 cannot encode).
         """
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
@@ -272,7 +325,8 @@ class Addresses(Sockets):
         """Disconnect a socket and remove it from the poller; it keeps its name.
 
         Disconnecting from an address the socket is not connected to (or was
-        already disconnected from) is harmless.
+        already disconnected from, or could never connect to, such as text
+        UTF-8 cannot encode) is harmless.
 
         Parameters
         ----------
@@ -305,6 +359,8 @@ class Addresses(Sockets):
             try:
                 record.socket.disconnect(target)
                 disconnected = True
+            except UnicodeEncodeError:  # a lone surrogate: connect() refuses it, so never connected
+                pass
             except zmq.ZMQError as exc:
                 if exc.errno != _errno.ENOENT:
                     raise SocketConnectError(socket_name, target, exc) from exc

@@ -128,3 +128,25 @@ def check_linger(linger: Any) -> None:
         raise TypeError(f"linger must be a whole number of milliseconds or None, got {linger!r}")
     if linger is not None and not -(2**31) <= linger < 2**31:
         raise ValueError(f"linger must fit in 32 bits (milliseconds), got {linger!r}")
+
+
+def closing_linger(
+    socket: Any, options: dict[int, Any], linger: int | None, default: int | None
+) -> int | None:
+    """The linger a socket closes with: ``linger`` if given, else its own bounded one, else ``default``.
+
+    A socket's own ``zmq.LINGER`` counts when it was set through the manager
+    (it is in ``options``) or is bounded (``>= 0``: set on the context or by
+    hand); libzmq's ``-1`` (for ever) gives way to the manager's ``default``,
+    so that terminating the context cannot hang on an unread message.
+    """
+    if linger is not None:
+        return linger
+    if zmq.LINGER in options:
+        chosen: int = options[zmq.LINGER]
+        return chosen
+    try:
+        own = int(socket.getsockopt(zmq.LINGER))
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):  # closed behind the manager's back
+        return default
+    return own if own >= 0 or default is None else default

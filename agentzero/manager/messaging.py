@@ -23,7 +23,13 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import zmq
 
-from agentzero.errors import DeserializationError, MessageTooLarge, SocketClosed, SocketNotFound
+from agentzero.errors import (
+    DeserializationError,
+    MessageTooLarge,
+    SocketClosed,
+    SocketNotFound,
+    SocketOptionError,
+)
 from agentzero.manager.backend import (
     NOBLOCK,
     NOT_READY_ERRNOS,
@@ -208,6 +214,8 @@ class Messaging(Multipart):
             when ``data`` cannot be serialized; nothing is sent.
         TypeError
             when ``topic`` is neither text nor bytes.
+        SocketOptionError
+            when ``topic`` is text UTF-8 cannot encode (a lone surrogate); nothing is sent.
         SocketClosed
             when the socket is closed while waiting.
         """
@@ -399,7 +407,10 @@ class Messaging(Multipart):
         if timeout is not None:
             check_seconds("timeout", timeout)
         if isinstance(topic, str):
-            topic = topic.encode("utf-8")
+            try:
+                topic = topic.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate, refused as set_topic refuses it
+                raise SocketOptionError(name, "topic", topic, exc) from None
         elif not isinstance(topic, bytes):
             raise TypeError(f"a topic is str or bytes, got {topic!r} ({type(topic).__name__})")
         return record, (topic, self._pack(data))

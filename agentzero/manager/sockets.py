@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 import zmq
@@ -15,14 +17,33 @@ from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
     closed_error,
+    closing_linger,
 )
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
+#: milliseconds a closed socket keeps delivering its queued messages, unless told otherwise (see ``close``)
+DEFAULT_LINGER = 1000
 _SUBSCRIBERS = (zmq.SUB,)
 _monotonic = time.monotonic
+_WILDCARD_TCP = re.compile(r"^tcp://(?:\*|0\.0\.0\.0|\[::\]|\[\*\]):(?P<port>\d+)$")
+
+
+def released_key(endpoint: str) -> str:
+    """The one key under which :meth:`Sockets.close` records a released endpoint and ``bind`` finds it.
+
+    libzmq reports a wildcard bind (``tcp://*:PORT``) as ``tcp://0.0.0.0:PORT``
+    (``tcp://[::]:PORT`` with IPv6), the endpoint ``close`` releases.
+
+    >>> released_key('tcp://0.0.0.0:5000') == released_key('tcp://*:5000') == released_key('tcp://[::]:5000')
+    True
+    >>> released_key('tcp://127.0.0.1:5000')
+    'tcp://127.0.0.1:5000'
+    """
+    found = _WILDCARD_TCP.match(endpoint)
+    return f"tcp://*:{found.group('port')}" if found else endpoint
 
 
 class Sockets(ManagerState):
@@ -37,8 +58,10 @@ class Sockets(ManagerState):
         timeout: float,
         max_message_size: int | None,
         waiting: Any,
+        linger: int | None = DEFAULT_LINGER,
     ) -> None:
         """Check the constructor's arguments and set up the state every flavour of manager shares."""
+        check_linger(linger)
         backend = serialization_backend if serialization_backend is not None else JSON()
         if not (callable(getattr(backend, "pack", None)) and callable(getattr(backend, "unpack", None))):
             raise TypeError(f"serialization_backend must have pack() and unpack(), got {backend!r}")
@@ -56,6 +79,7 @@ class Sockets(ManagerState):
         self._pack = frame_packer(backend)
         self._unpack = frame_unpacker(backend)
         self.max_message_size = max_message_size
+        self.linger = linger
         self._waiting = waiting
         self.poller = module.Poller()
         table = self._table = SocketTable(self.poller, self._adopt)
@@ -64,8 +88,8 @@ class Sockets(ManagerState):
         self.addresses = table.addresses
         self.registry = table.registry
         self._log_handlers = {}
-        self._attached_loggers = []
-        self._released = {}
+        self._attached_loggers = {}
+        self._released = OrderedDict()
         self._authenticator = None
 
     def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
@@ -317,9 +341,12 @@ class Sockets(ManagerState):
         socket_name : str
             the socket name; an unknown name does nothing.
         linger : int, optional
-            milliseconds to keep trying to deliver pending messages; defaults
-            to the socket's ``zmq.LINGER`` option. ``-1`` waits until they are
-            delivered, ``0`` drops them at once.
+            milliseconds to keep trying to deliver pending messages. ``-1``
+            waits until they are delivered, ``0`` drops them at once. By
+            default, the socket's own ``zmq.LINGER`` when it was set through
+            :meth:`set_socket_option` or is bounded (set on the context, say),
+            else the manager's ``linger`` (1000 ms unless the constructor was
+            told otherwise), so that terminating the context cannot hang.
 
         Returns
         -------
@@ -341,13 +368,16 @@ class Sockets(ManagerState):
             return
         self._table.remove(record)
         self._waiting.closing(record)
+        released, now = self._released, _monotonic()
+        # oldest first, since every release lasts REBIND_GRACE: forget the expired in O(1) each
+        while released and next(iter(released.values())) <= now:
+            released.popitem(last=False)
         for endpoint in record.binds:
-            self._released[endpoint] = _monotonic() + REBIND_GRACE
-        if len(self._released) > 64:
-            now = _monotonic()
-            self._released = {endpoint: until for endpoint, until in self._released.items() if until > now}
+            key = released_key(endpoint)
+            released[key] = now + REBIND_GRACE
+            released.move_to_end(key)
         _stop_monitor(record.socket)
-        record.socket.close(linger)
+        record.socket.close(closing_linger(record.socket, record.options, linger, self.linger))
 
     def close_all(self, linger: int | None = None) -> None:
         """Close every socket (see :meth:`close`) and stop the authenticator.
@@ -358,8 +388,9 @@ class Sockets(ManagerState):
         Parameters
         ----------
         linger : int, optional
-            milliseconds to keep trying to deliver pending messages; defaults
-            to each socket's ``zmq.LINGER`` option (see :meth:`close`).
+            milliseconds to keep trying to deliver pending messages; by default
+            each socket's own bounded ``zmq.LINGER``, else the manager's
+            ``linger`` (see :meth:`close`).
 
         Returns
         -------
@@ -374,12 +405,13 @@ class Sockets(ManagerState):
         """
         check_linger(linger)
         first_error: BaseException | None = None
+        self._table.unregister_named()  # at once, or each close would renumber the poller: O(n²)
         for name in list(self._records):
             try:
                 self.close(name, linger)
             except Exception as exc:
                 first_error = first_error or exc
-        for name in {key[0] for key in self._log_handlers}:  # handlers of sockets never created
+        for name in list(self._log_handlers):  # handlers of sockets never created
             self._detach_log_handlers(name)
         if self._authenticator is not None:
             self._authenticator.stop()

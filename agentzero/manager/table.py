@@ -140,6 +140,18 @@ class SocketTable:
             self.registry.pop(record.socket, None)
         record.polling_mechanism = mechanism
 
+    def unregister_named(self) -> None:
+        """Take every named socket out of the poller (``close_all``), in O(1) each.
+
+        ``zmq.Poller.unregister`` renumbers every socket registered after the
+        one it removes: taken last registered first, there is none.
+        """
+        by_socket = self.by_socket
+        for socket in reversed(list(self.registry)):
+            record = by_socket.get(socket)
+            if record is not None and record.name is not None:
+                self.set_mechanism(record, 0)
+
     def set_address(self, record: SocketRecord, address: str | None) -> None:
         """Remember the address ``record``'s socket was last bound or connected to (``None``: none)."""
         record.last_address = address
@@ -182,6 +194,7 @@ class ManagerState:
     timeout: float
     polling_timeout: float
     max_message_size: int | None
+    linger: int | None
     serialization_backend: Any
     sockets: SocketsView
     addresses: OrderedDict[Any, str]
@@ -192,10 +205,12 @@ class ManagerState:
     _waiting: Any
     _pack: Callable[[Any], bytes]
     _unpack: Callable[[bytes], Any]
-    #: (socket name, topic) -> its ZMQPubHandler (see :mod:`agentzero.loggers`)
-    _log_handlers: dict[tuple[Any, str], Any]
-    _attached_loggers: list[tuple[Any, Any]]
-    _released: dict[str, float]
+    #: socket name -> topic -> its ZMQPubHandler (see :mod:`agentzero.loggers`)
+    _log_handlers: dict[Any, dict[str, Any]]
+    #: ZMQPubHandler -> the loggers ``get_logger`` attached it to
+    _attached_loggers: dict[Any, list[Any]]
+    #: released endpoint (see ``released_key``) -> until when ``bind`` may wait for it, oldest first
+    _released: OrderedDict[str, float]
     _authenticator: Any
 
     def get_record(self, name: str) -> SocketRecord:

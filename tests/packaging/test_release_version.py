@@ -11,8 +11,8 @@ import pytest
 
 import agentzero
 
-# the wheel built from a copy of the project, as tests/unit/test_packaging.py builds it
-from tests.unit.test_packaging import distributions, metadata, wheel_files  # noqa: F401
+# the wheel built from a copy of the project, as tests/packaging/test_packaging.py builds it
+from tests.packaging.test_packaging import distributions, metadata, wheel_files  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = re.compile(r"^(\d+\.\d+\.\d+) — (\d{4}-\d{2}-\d{2})\n-{3,}$", re.M)

@@ -13,7 +13,7 @@ import zmq
 import agentzero.asyncio
 from agentzero.manager.messaging import Messaging
 from agentzero.manager.waits import Waits
-from tests.unit.test_typing import PROGRAMS, _mypy
+from tests.packaging.test_typing import PROGRAMS, _mypy
 
 COROUTINES = [
     "send_safe",
