@@ -1,4 +1,4 @@
-"""The plain flavour: block the calling thread in ``zmq_poll`` (level-triggered), in slices."""
+"""The plain flavour: block the calling thread, in libzmq's receive or in ``zmq_poll`` (level-triggered)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,16 @@ _monotonic = time.monotonic
 
 
 class PlainFlavour(Flavour):
-    """Block the calling thread in ``zmq_poll``, in slices of at most ``polling_timeout``."""
+    """Block the calling thread: in libzmq's own receive (``zmq.RCVTIMEO``), or in ``zmq_poll``.
+
+    A receive blocks inside libzmq, up to the call's timeout kept as the
+    socket's ``zmq.RCVTIMEO`` (set only when it changes): no ``zmq.Again``, no
+    poll round per message. Sends, REQ/REP turns and ``engage`` wait in
+    ``zmq_poll``, in slices of at most ``polling_timeout``.
+    """
 
     name = "plain"
+    recv_flags = 0
 
     def wait(self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float) -> bool:
         """Wait up to ``seconds`` for ``record``'s socket to be ready for ``mechanism``; tell whether it is.

@@ -18,6 +18,7 @@ from agentzero.manager.checks import (
     check_seconds,
     closed_error,
     closing_linger,
+    rcvtimeo_of,
 )
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
@@ -81,6 +82,9 @@ class Sockets(ManagerState):
         self.max_message_size = max_message_size
         self.linger = linger
         self._waiting = waiting
+        #: 0 when libzmq itself waits for a message (the plain flavour), else NOBLOCK
+        self._recv_flags = waiting.recv_flags
+        self._default_rcvtimeo = rcvtimeo_of(self.timeout)
         self.poller = module.Poller()
         table = self._table = SocketTable(self.poller, self._adopt)
         self._records = table.by_name

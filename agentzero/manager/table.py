@@ -42,6 +42,7 @@ class SocketRecord:
         "fd",
         "waiters",
         "watcher",
+        "rcvtimeo",
     )
 
     def __init__(self, name: Any, socket: Any, socket_type: int, max_size: int | None = None) -> None:
@@ -61,6 +62,8 @@ class SocketRecord:
         self.fd = fileno(socket)
         self.waiters: list[Any] = []
         self.watcher: Any = None
+        #: the ``zmq.RCVTIMEO`` the plain flavour last gave the socket (``None``: not yet)
+        self.rcvtimeo: int | None = None
 
     @property
     def type_name(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from agentzero.console import main
+from agentzero.cli.main import main
 
 from agentzero.errors import SocketBindError, SocketConnectError, SocketOptionError
 from tests.conftest import make_address
