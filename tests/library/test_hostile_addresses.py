@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import zmq
-from agentzero.cli.main import main
 
+from agentzero.cli.main import main
 from agentzero.errors import SocketBindError, SocketConnectError, SocketOptionError
 from tests.conftest import make_address
 

@@ -1,4 +1,4 @@
-"""The benchmarks run: each one's smoke mode, with a tiny count, ends with its RESULT lines (no timing asserted)."""
+"""The benchmarks run: each smoke mode, with a tiny count, ends with its RESULT lines (no timing asserted)."""
 
 from __future__ import annotations
 
