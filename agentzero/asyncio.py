@@ -34,26 +34,14 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from agentzero.flavours import managers
 from agentzero.flavours.aio import AsyncioFlavour
 from agentzero.flavours.aio_logs import AsyncZMQPubHandler
 from agentzero.flavours.coroutines import CoroutineCalls
-from agentzero.flavours.managers import (
-    DEFAULT_LINGER,
-    DEFAULT_POLLING_TIMEOUT,
-    DEFAULT_TIMEOUT_IN_SECONDS,
-    ManagerBase,
-)
-from agentzero.manager.messaging import Event
-from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
+from agentzero.flavours.managers import *  # noqa: F403 - the defaults and Event, which both managers export
+from agentzero.flavours.managers import ManagerBase
 
-__all__ = [
-    "DEFAULT_LINGER",
-    "DEFAULT_POLLING_TIMEOUT",
-    "DEFAULT_TIMEOUT_IN_SECONDS",
-    "SUBSCRIBE_CHECK_INTERVAL",
-    "Event",
-    "SocketManager",
-]
+__all__ = [*managers.__all__, "SocketManager"]
 
 
 class SocketManager(ManagerBase, CoroutineCalls):

@@ -14,27 +14,15 @@ from typing import TypeVar
 
 import zmq as _zmq
 
+from agentzero.flavours import managers
 from agentzero.flavours.base import drive
-from agentzero.flavours.managers import (
-    DEFAULT_LINGER,
-    DEFAULT_POLLING_TIMEOUT,
-    DEFAULT_TIMEOUT_IN_SECONDS,
-    ManagerBase,
-)
+from agentzero.flavours.managers import *  # noqa: F403 - the defaults and Event, which both managers export
+from agentzero.flavours.managers import ManagerBase
 from agentzero.logs import ZMQPubHandler
-from agentzero.manager.messaging import Event, Messaging
-from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
+from agentzero.manager.messaging import Messaging
+from agentzero.manager.waits import Steps
 
-__all__ = [
-    "DEFAULT_LINGER",
-    "DEFAULT_POLLING_TIMEOUT",
-    "DEFAULT_TIMEOUT_IN_SECONDS",
-    "SUBSCRIBE_CHECK_INTERVAL",
-    "Event",
-    "SocketManager",
-    "ZMQPubHandler",
-    "zmq",
-]
+__all__ = [*managers.__all__, "SocketManager", "ZMQPubHandler", "zmq"]
 
 # The documentation's examples do ``from agentzero.core import zmq``.
 zmq = _zmq

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from contextlib import closing
-from typing import Any, Callable
+import types
+from typing import Any, Callable, Generator
 
+from agentzero.flavours.base import driving
 from agentzero.flavours.cooperative import FALLBACK_SLICE, Cooperative
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.turns import SLICE_ENDED
@@ -48,26 +49,13 @@ def _settle(future: asyncio.Future[str], outcome: str) -> None:
         future.set_result(outcome)
 
 
-async def adrive(steps: Any) -> Any:
+@types.coroutine
+def adrive(steps: Any) -> Generator[Any, Any, Any]:
     """Await the ``steps`` of a call that must wait to their end; return the call's result.
 
-    As :func:`agentzero.flavours.base.drive`, with each ``wait(*arguments)`` awaited.
+    The loop is :func:`agentzero.flavours.base.driving`'s, each wait awaited.
     """
-    answer: Any = None
-    failure: BaseException | None = None
-    with closing(steps):
-        try:
-            while True:
-                if failure is None:
-                    request = steps.send(answer)
-                else:
-                    request, failure = steps.throw(failure), None
-                try:
-                    answer = await request[0](*request[1:])
-                except BaseException as exc:  # handed to the steps, which raise it or handle it
-                    failure = exc
-        except StopIteration as done:
-            return done.value
+    return (yield from driving(steps, awaiting=True))
 
 
 class AsyncioFlavour(Cooperative):

@@ -10,7 +10,7 @@ tells it of its operations, nothing more.
 from __future__ import annotations
 
 from contextlib import closing
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 from agentzero.manager.backend import NOBLOCK
 from agentzero.manager.table import SocketRecord
@@ -51,14 +51,16 @@ class Flavour:
         return None
 
 
-def drive(steps: Any) -> Any:
-    """Run the ``steps`` of a call that must wait to their end, blocking; return the call's result.
+def driving(steps: Any, awaiting: bool) -> Generator[Any, Any, Any]:
+    """Run the ``steps`` of a call that must wait to their end: the one loop of :func:`drive` and ``adrive``.
 
     Each step yields ``(wait, *arguments)``; ``wait(*arguments)`` is called
-    and its answer sent back. An exception from a wait (a time-out of the
-    caller's own, a Ctrl-C, a closed socket) is thrown into the steps, which
-    clean up and raise it, or handle it (a subscription ends quietly when its
-    socket closes).
+    (and, when ``awaiting``, the coroutine it returns is awaited: this
+    generator then yields what it awaits, as a coroutine does) and its answer
+    sent back. An exception from a wait (a time-out of the caller's own, a
+    Ctrl-C, a closed socket) is thrown into the steps, which clean up and
+    raise it, or handle it (a subscription ends quietly when its socket
+    closes). Returns the call's result.
     """
     answer: Any = None
     failure: BaseException | None = None
@@ -71,7 +73,18 @@ def drive(steps: Any) -> Any:
                     request, failure = steps.throw(failure), None
                 try:
                     answer = request[0](*request[1:])
+                    if awaiting:
+                        answer = yield from answer.__await__()
                 except BaseException as exc:  # handed to the steps, which raise it or handle it
                     failure = exc
         except StopIteration as done:
             return done.value
+
+
+def drive(steps: Any) -> Any:
+    """Run the ``steps`` of a call that must wait, blocking the thread or greenlet; return its result."""
+    try:
+        next(driving(steps, awaiting=False))
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("a blocking wait never yields")  # pragma: no cover

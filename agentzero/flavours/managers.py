@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
+from agentzero.manager.messaging import Event
 from agentzero.manager.security import Security
 from agentzero.manager.sockets import DEFAULT_LINGER
+from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 from agentzero.serializers import BaseSerializer
 
 #: How long the ``*_safe`` calls and ``wait_until_ready`` wait by default, in seconds.
@@ -21,7 +23,14 @@ DEFAULT_TIMEOUT_IN_SECONDS = 10
 #: The longest single poll, in milliseconds.
 DEFAULT_POLLING_TIMEOUT = 10000
 
-__all__ = ["DEFAULT_LINGER", "DEFAULT_POLLING_TIMEOUT", "DEFAULT_TIMEOUT_IN_SECONDS", "ManagerBase"]
+#: what both facades export from here (``agentzero.core`` and ``agentzero.asyncio``)
+__all__ = [
+    "DEFAULT_LINGER",
+    "DEFAULT_POLLING_TIMEOUT",
+    "DEFAULT_TIMEOUT_IN_SECONDS",
+    "SUBSCRIBE_CHECK_INTERVAL",
+    "Event",
+]
 
 _Manager = TypeVar("_Manager", bound="ManagerBase")
 
