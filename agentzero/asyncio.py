@@ -6,6 +6,7 @@ CURVE and logging calls...) is the same plain call as in
 :class:`agentzero.core.SocketManager`. What waits is a coroutine:
 :meth:`~SocketManager.send_safe`, :meth:`~SocketManager.recv_safe`,
 :meth:`~SocketManager.publish_safe`, :meth:`~SocketManager.recv_event_safe`,
+:meth:`~SocketManager.recv_request_safe`, :meth:`~SocketManager.send_reply_safe`,
 :meth:`~SocketManager.wait_until_ready`, :meth:`~SocketManager.ready` and
 :meth:`~SocketManager.engage`; :meth:`~SocketManager.subscribe` is an
 asynchronous generator. Timeouts, return values and errors are those of the
@@ -44,6 +45,7 @@ from agentzero.flavours.managers import (
     ManagerBase,
 )
 from agentzero.manager.messaging import Event
+from agentzero.manager.routing import Request
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
     "Event",
+    "Request",
     "SocketManager",
 ]
 

@@ -23,6 +23,7 @@ from agentzero.flavours.managers import (
 )
 from agentzero.logs import ZMQPubHandler
 from agentzero.manager.messaging import Event, Messaging
+from agentzero.manager.routing import Request
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
     "Event",
+    "Request",
     "SocketManager",
     "ZMQPubHandler",
     "zmq",
