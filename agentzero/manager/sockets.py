@@ -95,17 +95,17 @@ class Sockets(ManagerState):
     def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
         """Create a named socket by type.
 
+        A ROUTER socket gets ``zmq.ROUTER_MANDATORY``: a message to a peer
+        that is not connected raises :class:`~agentzero.errors.PeerUnreachable`
+        instead of being dropped silently (set it back to ``0`` with
+        :meth:`set_socket_option` to have ZeroMQ drop such messages).
+
         Parameters
         ----------
         name : str
             the socket name
         socket_type : int
             a valid socket type (i.e: ``zmq.REQ``, ``zmq.PUB``, ``zmq.PAIR``, ...)
-
-        A ROUTER socket gets ``zmq.ROUTER_MANDATORY``: a message to a peer
-        that is not connected raises :class:`~agentzero.errors.PeerUnreachable`
-        instead of being dropped silently (set it back to ``0`` with
-        :meth:`set_socket_option` to have ZeroMQ drop such messages).
 
         Returns
         -------
