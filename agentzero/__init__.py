@@ -24,11 +24,12 @@ A PUSH and a PULL socket in one process::
 from __future__ import annotations
 
 from agentzero import serializers
-from agentzero.core import Event, SocketManager, ZMQPubHandler
+from agentzero.core import Event, Request, SocketManager, ZMQPubHandler
 from agentzero.errors import (
     AgentZeroSocketError,
     DeserializationError,
     MessageTooLarge,
+    PeerUnreachable,
     SerializationError,
     SocketAlreadyExists,
     SocketBindError,
@@ -45,6 +46,8 @@ __all__ = [
     "DeserializationError",
     "Event",
     "MessageTooLarge",
+    "PeerUnreachable",
+    "Request",
     "SerializationError",
     "SocketAlreadyExists",
     "SocketBindError",

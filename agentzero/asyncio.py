@@ -6,6 +6,7 @@ CURVE and logging calls...) is the same plain call as in
 :class:`agentzero.core.SocketManager`. What waits is a coroutine:
 :meth:`~SocketManager.send_safe`, :meth:`~SocketManager.recv_safe`,
 :meth:`~SocketManager.publish_safe`, :meth:`~SocketManager.recv_event_safe`,
+:meth:`~SocketManager.recv_request_safe`, :meth:`~SocketManager.send_reply_safe`,
 :meth:`~SocketManager.wait_until_ready`, :meth:`~SocketManager.ready` and
 :meth:`~SocketManager.engage`; :meth:`~SocketManager.subscribe` is an
 asynchronous generator. Timeouts, return values and errors are those of the

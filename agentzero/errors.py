@@ -12,6 +12,8 @@ from typing import Any
 
 #: How many bytes of an undecodable payload are shown in an error message.
 _RAW_PREVIEW_BYTES = 64
+#: How many bytes of a peer's identity :class:`PeerUnreachable` shows (in hex).
+_IDENTITY_PREVIEW_BYTES = 32
 
 
 class AgentZeroSocketError(Exception):
@@ -189,19 +191,62 @@ class WrongSocketType(AgentZeroSocketError, TypeError):
     agentzero.errors.WrongSocketType: socket 'jobs' is a PUSH socket: set_topic needs a SUB socket.
     >>> print(WrongSocketType('in', 'PULL', 'sending', 'PUSH', can='only receives'))
     socket 'in' is a PULL socket, which only receives: sending needs a PUSH socket.
+
+    ``instead``, when given, names the calls to use instead.
     """
 
     def __init__(
-        self, socket_name: Any, actual: str, operation: str, expected: str, can: str | None = None
+        self,
+        socket_name: Any,
+        actual: str,
+        operation: str,
+        expected: str,
+        can: str | None = None,
+        instead: str | None = None,
     ) -> None:
         self.socket_name = socket_name
         self.actual = actual
         self.operation = operation
         self.expected = expected
         self.can = can
+        self.instead = instead
         which = f", which {can}" if can else ""
+        use = f" Use {instead} instead." if instead else ""
         super().__init__(
-            f"socket {socket_name!r} is a {actual} socket{which}: {operation} needs a {expected} socket."
+            f"socket {socket_name!r} is a {actual} socket{which}: {operation} needs a {expected} socket.{use}"
+        )
+
+
+class PeerUnreachable(AgentZeroSocketError):
+    """Raised when a ROUTER socket is asked to send to a peer it is not connected to.
+
+    The peer named by the message's first frame (its identity) is gone
+    (disconnected, or its process died) or was never connected. Nothing was
+    sent; the socket keeps working for the other peers. ROUTER sockets created
+    by a SocketManager have ``zmq.ROUTER_MANDATORY`` set, so such a message is
+    refused at once instead of being dropped silently.
+
+    Attributes ``socket_name`` and ``identity`` (the whole first frame) say
+    which socket and which peer; the message shows at most the identity's
+    first 32 bytes, in hex.
+
+    >>> print(PeerUnreachable('server', b'\\x00k\\x8bEg'))
+    socket 'server' cannot reach peer 006b8b4567 (it left, or never connected); nothing was sent.
+    """
+
+    def __init__(self, socket_name: Any, identity: Any) -> None:
+        self.socket_name = socket_name
+        self.identity = identity
+        try:
+            shown = bytes(identity[:_IDENTITY_PREVIEW_BYTES]).hex()
+        except (TypeError, ValueError):  # not bytes-like: show what it is
+            shown = _preview(identity)
+        else:
+            if len(identity) > _IDENTITY_PREVIEW_BYTES:
+                shown += f"... ({len(identity)} bytes)"
+        super().__init__(
+            f"socket {socket_name!r} cannot reach peer {shown} (it left, or never connected); "
+            "nothing was sent."
         )
 
 

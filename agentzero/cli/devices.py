@@ -259,6 +259,8 @@ def _open_side(
     sockets: SocketManager, side: str, type_name: str, bind: str | None, connect: str | None, hwm: int | None
 ) -> Any:
     socket = sockets.create(side, getattr(zmq, type_name))
+    if type_name == "ROUTER":  # a reply to a client that left is dropped, as a device does, not fatal
+        sockets.set_socket_option(side, zmq.ROUTER_MANDATORY, 0)
     if hwm is not None:
         sockets.set_socket_option(side, zmq.SNDHWM, hwm)
         sockets.set_socket_option(side, zmq.RCVHWM, hwm)

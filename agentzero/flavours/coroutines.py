@@ -74,6 +74,8 @@ class CoroutineCalls(Messaging):
     recv_event_safe = _coroutine(Messaging.recv_event_safe)  # type: ignore[assignment]
     send_multipart_safe = _coroutine(Messaging.send_multipart_safe)  # type: ignore[assignment]
     recv_multipart_safe = _coroutine(Messaging.recv_multipart_safe)  # type: ignore[assignment]
+    recv_request_safe = _coroutine(Messaging.recv_request_safe)  # type: ignore[assignment]
+    send_reply_safe = _coroutine(Messaging.send_reply_safe)  # type: ignore[assignment]
     wait_until_ready = _coroutine(Waits.wait_until_ready)  # type: ignore[assignment]
     ready = _coroutine(Waits.ready)  # type: ignore[assignment]
     engage = _coroutine(Waits.engage)  # type: ignore[assignment]

@@ -13,6 +13,7 @@ from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
 from agentzero.manager.messaging import Event
+from agentzero.manager.routing import Request
 from agentzero.manager.security import Security
 from agentzero.manager.sockets import DEFAULT_LINGER
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
     "Event",
+    "Request",
 ]
 
 _Manager = TypeVar("_Manager", bound="ManagerBase")

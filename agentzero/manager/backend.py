@@ -53,6 +53,8 @@ EFSM = int(zmq.EFSM)
 ENOTSOCK = int(zmq.ENOTSOCK)
 ETERM = int(zmq.ETERM)
 ENOTSUP = int(zmq.ENOTSUP)
+#: a ROUTER with ``ROUTER_MANDATORY`` has no peer of the identity it was asked to send to
+EHOSTUNREACH = int(zmq.EHOSTUNREACH)
 
 #: errors that mean "not possible right now, wait for the socket"; EFSM is a REQ/REP
 #: socket whose turn it is not (0.4.6 waited for it, and returned False/None on time-out)

@@ -11,13 +11,20 @@ from typing import Any
 
 import zmq
 
-from agentzero.errors import SocketClosed, WrongSocketType
-from agentzero.manager.backend import CLOSED_ERRNOS, ENOTSUP, POLLIN, POLLOUT
+from agentzero.errors import PeerUnreachable, SocketClosed, WrongSocketType
+from agentzero.manager.backend import CLOSED_ERRNOS, EHOSTUNREACH, ENOTSUP, POLLIN, POLLOUT
 
 _BOTH = POLLIN | POLLOUT
 #: the socket types that can send, and those that can receive (named when a socket cannot)
 _SENDERS = "PUSH, PUB, XPUB, XSUB, PAIR, DEALER, ROUTER, REQ or REP"
 _RECEIVERS = "PULL, SUB, XSUB, XPUB, PAIR, DEALER, ROUTER, REQ or REP"
+#: the one-frame calls a ROUTER refuses -> the sockets they are made for
+_NOT_ON_A_ROUTER = {
+    "send_safe": "DEALER, REQ, REP, PAIR or PUSH",
+    "recv_safe": "DEALER, REQ, REP, PAIR or PULL",
+    "publish_safe": "PUB",
+    "recv_event_safe": "SUB",
+}
 
 
 def _finite_number(value: Any) -> bool:
@@ -91,7 +98,7 @@ def closed_error(name: Any, error: zmq.ZMQError) -> SocketClosed:
     return SocketClosed(name, reason)
 
 
-def translate(record: Any, error: zmq.ZMQError, sending: bool) -> Exception:
+def translate(record: Any, error: zmq.ZMQError, sending: bool, first: Any = None) -> Exception:
     """The library error for a ``ZMQError`` of a ``*_safe`` call; errors it cannot name as they are.
 
     Only the error path calls it, so what it looks up costs the hot path nothing.
@@ -104,22 +111,50 @@ def translate(record: Any, error: zmq.ZMQError, sending: bool) -> Exception:
         what libzmq said
     sending : bool
         whether the call was sending (else receiving)
+    first : bytes, optional
+        the first frame of the message being sent: on a ROUTER, the identity of its peer
 
     Returns
     -------
     Exception
         :class:`SocketClosed` for a closed socket or a terminated context,
         :class:`WrongSocketType` when the socket cannot send (or receive) at
-        all (``ENOTSUP``: a PULL asked to send, a PUSH asked to receive), or
-        ``error`` itself.
+        all (``ENOTSUP``: a PULL asked to send, a PUSH asked to receive),
+        :class:`PeerUnreachable` when a ROUTER (with ``ROUTER_MANDATORY``) has
+        no peer of the identity ``first`` (``EHOSTUNREACH``), or ``error`` itself.
     """
     if error.errno in CLOSED_ERRNOS:
         return closed_error(record.name, error)
+    if error.errno == EHOSTUNREACH:
+        return PeerUnreachable(record.name, first)
     if error.errno == ENOTSUP:
         if sending:
             return WrongSocketType(record.name, record.type_name, "sending", _SENDERS, can="only receives")
         return WrongSocketType(record.name, record.type_name, "receiving", _RECEIVERS, can="only sends")
     return error
+
+
+def refused_by_router(record: Any, call: str) -> WrongSocketType:
+    """The error for a one-frame ``call`` (``send_safe``...) on a ROUTER, naming the calls that route.
+
+    A ROUTER's messages start with a peer's identity: a one-frame send would be
+    taken for an identity and dropped, a one-frame receive would split a message.
+
+    >>> from types import SimpleNamespace
+    >>> print(refused_by_router(SimpleNamespace(name='server', type_name='ROUTER'), 'recv_safe'))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    socket 'server' is a ROUTER socket, which routes by identity: recv_safe needs a DEALER, REQ, REP,
+    PAIR or PULL socket. Use recv_request_safe and send_reply_safe (or recv_multipart_safe and
+    send_multipart_safe) instead.
+    """
+    return WrongSocketType(
+        record.name,
+        record.type_name,
+        call,
+        _NOT_ON_A_ROUTER[call],
+        can="routes by identity",
+        instead="recv_request_safe and send_reply_safe (or recv_multipart_safe and send_multipart_safe)",
+    )
 
 
 def check_linger(linger: Any) -> None:

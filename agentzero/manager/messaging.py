@@ -42,10 +42,11 @@ from agentzero.manager.backend import (
 from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
+    refused_by_router,
     translate,
 )
 from agentzero.manager.frames import deserialization_error, read_rest_of_message
-from agentzero.manager.multipart import Multipart
+from agentzero.manager.routing import Routing
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Pending, Steps
 
@@ -76,8 +77,10 @@ class Event(NamedTuple):
     data: Any
 
 
-class Messaging(Multipart):
+class Messaging(Routing):
     """The ``*_safe`` calls and :meth:`subscribe`, for every flavour (see the module's text)."""
+
+    _one_frame_takers = {"_one_frame": "recv_safe", "_event": "recv_event_safe"}
 
     def send_safe(
         self, name: str, data: Any, timeout: float | None = None, polling_timeout: float | None = None
@@ -106,6 +109,9 @@ class Messaging(Multipart):
         ------
         SocketNotFound
             when the socket name is wrong.
+        WrongSocketType
+            when the socket is a ROUTER (use :meth:`send_reply_safe`),
+            before anything is sent, or cannot send at all.
         SerializationError
             when ``data`` cannot be serialized; nothing is sent.
         SocketClosed
@@ -117,6 +123,8 @@ class Messaging(Multipart):
             record = self._records[name]
         except KeyError:
             record = self.get_record(name)
+        if record.routing:
+            raise refused_by_router(record, "send_safe")
         if timeout is not None:
             check_seconds("timeout", timeout)
         frame = self._pack(data)
@@ -149,6 +157,9 @@ class Messaging(Multipart):
         ------
         SocketNotFound
             when the socket name is wrong.
+        WrongSocketType
+            when the socket is a ROUTER (use :meth:`recv_request_safe`),
+            before anything is received, or cannot receive at all.
         DeserializationError
             when the message cannot be deserialized or has more than one frame;
             it is consumed, and the next message is received normally.
@@ -210,6 +221,9 @@ class Messaging(Multipart):
         ------
         SocketNotFound
             when the socket name is wrong.
+        WrongSocketType
+            when the socket is a ROUTER (use :meth:`send_reply_safe`),
+            before anything is sent, or cannot send at all.
         SerializationError
             when ``data`` cannot be serialized; nothing is sent.
         TypeError
@@ -261,6 +275,9 @@ class Messaging(Multipart):
         ------
         SocketNotFound
             when the socket name is wrong.
+        WrongSocketType
+            when the socket is a ROUTER (use :meth:`recv_request_safe`),
+            before anything is received, or cannot receive at all.
         TypeError
             when ``topic`` is not text, bytes, ``None`` or ``False``.
         DeserializationError
@@ -404,6 +421,8 @@ class Messaging(Multipart):
             record = self._records[name]
         except KeyError:
             record = self.get_record(name)
+        if record.routing:
+            raise refused_by_router(record, "publish_safe")
         if timeout is not None:
             check_seconds("timeout", timeout)
         if isinstance(topic, str):

@@ -99,6 +99,11 @@ class Sockets(ManagerState):
     def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
         """Create a named socket by type.
 
+        A ROUTER socket gets ``zmq.ROUTER_MANDATORY``: a message to a peer
+        that is not connected raises :class:`~agentzero.errors.PeerUnreachable`
+        instead of being dropped silently (set it back to ``0`` with
+        :meth:`set_socket_option` to have ZeroMQ drop such messages).
+
         Parameters
         ----------
         name : str
@@ -136,6 +141,8 @@ class Sockets(ManagerState):
         self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
+        if socket_type == zmq.ROUTER:  # a message to a peer that is gone raises, instead of vanishing
+            self.set_socket_option(name, zmq.ROUTER_MANDATORY, 1)
         return socket
 
     def get_by_name(self, name: str, socket_type: int | None = None) -> zmq.Socket[Any]:

@@ -17,6 +17,8 @@ import zmq
 from agentzero.errors import SocketNotFound
 from agentzero.manager.backend import fileno
 
+_ROUTER = int(zmq.ROUTER)
+
 
 class SocketRecord:
     """What the manager remembers of one socket besides the socket itself.
@@ -32,6 +34,7 @@ class SocketRecord:
         "name",
         "socket",
         "socket_type",
+        "routing",
         "polling_mechanism",
         "binds",
         "connects",
@@ -49,6 +52,8 @@ class SocketRecord:
         self.name = name
         self.socket: zmq.Socket[Any] = socket
         self.socket_type = socket_type
+        #: a ROUTER: every message starts with a peer's identity, so the one-frame calls refuse it
+        self.routing = socket_type == _ROUTER
         self.polling_mechanism = 0
         self.binds: list[str] = []
         self.connects: list[str] = []

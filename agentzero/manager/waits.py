@@ -34,6 +34,7 @@ from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
     rcvtimeo_of,
+    refused_by_router,
     translate,
     wait_arguments,
 )
@@ -63,6 +64,9 @@ class Pending:
 
 class Waits(Sockets):
     """The waiting calls, and the steps of the calls that must wait, for every flavour."""
+
+    #: the ``taking`` functions (by name) of the receive calls a ROUTER refuses -> the call's name
+    _one_frame_takers: dict[str, str] = {}
 
     def _finish(self, steps: Steps[_T]) -> _T:
         """Run (or hand over) the remaining ``steps`` of a call that must wait; defined by the flavour."""
@@ -194,12 +198,15 @@ class Waits(Sockets):
 
         The one fast path of every receive call: try at once without waiting;
         only on "not now" build the steps that wait (:meth:`_recv_steps`).
-        ``None`` once ``timeout`` passed.
+        ``None`` once ``timeout`` passed. A ROUTER refuses the one-frame
+        calls (:attr:`_one_frame_takers`) before anything is received.
         """
         try:
             record = self._records[name]
         except KeyError:
             record = self.get_record(name)
+        if record.routing and taking.__name__ in self._one_frame_takers:  # before a frame is taken
+            raise refused_by_router(record, self._one_frame_takers[taking.__name__])
         flags = self._recv_flags
         if not flags:  # libzmq itself waits, up to the socket's RCVTIMEO: the call's timeout
             wanted = (
@@ -264,7 +271,7 @@ class Waits(Sockets):
         wait = self._waiting.wait
         while True:
             if error.errno not in NOT_READY_ERRNOS:
-                raise translate(record, error, True)
+                raise translate(record, error, True, frames[0])
             remaining = deadline - _monotonic()
             if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
                 return False

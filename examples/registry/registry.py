@@ -16,7 +16,7 @@ import gevent
 import gevent.event
 
 from agentzero.core import SocketManager
-from agentzero.errors import MessageTooLarge
+from agentzero.errors import MessageTooLarge, PeerUnreachable
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 from examples.registry.checks import ProtocolError, check_json_object, check_text
@@ -357,7 +357,10 @@ class Registry(JobFlow):
 
     def _refuse(self, identity: bytes, why: str) -> None:
         reply = ServerMessage(type="register", success=False, message=why).dict()
-        self.sockets.send_multipart_safe("registry", [identity, encode(reply)], timeout=0)
+        try:
+            self.sockets.send_multipart_safe("registry", [identity, encode(reply)], timeout=0)
+        except PeerUnreachable:  # the peer left already: nobody to tell
+            pass
 
     def _register(self, identity: bytes, message: WorkerMessage) -> None:
         if message.token not in self.tokens:
@@ -456,4 +459,7 @@ class Registry(JobFlow):
             self.roster.forget(worker)
 
     def _send(self, worker: WorkerState, data: dict) -> None:
-        self.sockets.send_multipart_safe("registry", [worker.identity, encode(data)], timeout=0)
+        try:
+            self.sockets.send_multipart_safe("registry", [worker.identity, encode(data)], timeout=0)
+        except PeerUnreachable:  # the worker left: its heartbeat timeout will tell the roster
+            pass
