@@ -13,6 +13,7 @@ parameters, returning a coroutine of the core call's result.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Iterator, TypeVar
 
 from agentzero.flavours.aio import AsyncioFlavour, adrive
@@ -32,19 +33,32 @@ def _coroutine(
 ) -> Callable[Concatenate[Any, _P], Coroutine[Any, Any, _R]]:
     """The coroutine of the core's ``call``: its result at once, or its steps awaited.
 
-    It is named as the asyncio manager's method (``SocketManager.recv_safe``), not
-    the core's, in tracebacks and in "never awaited" warnings.
+    Its source is generated from ``call``'s own parameters (as :mod:`dataclasses`
+    generates ``__init__``), so that a call costs no ``*args``/``**kwargs``
+    packing on the hot path. It is named as the asyncio manager's method
+    (``SocketManager.recv_safe``), not the core's, in tracebacks and in "never
+    awaited" warnings.
     """
-
-    async def awaited(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        outcome = call(self, *args, **kwargs)
-        if outcome.__class__ is Pending:  # the core's call must wait: it gave its steps instead of _R
-            return await adrive(outcome.steps)  # type: ignore[attr-defined, no-any-return]
-        return outcome
-
+    parameters = list(inspect.signature(call).parameters.values())
+    defaults = {f"_default_{p.name}": p.default for p in parameters if p.default is not p.empty}
+    declared = ", ".join(
+        p.name if p.default is p.empty else f"{p.name}=_default_{p.name}" for p in parameters
+    )
+    passed = ", ".join(p.name for p in parameters)
+    source = (
+        f"async def {call.__name__}({declared}):\n"
+        f"    outcome = _call({passed})\n"
+        "    if outcome.__class__ is _Pending:  # the core's call must wait: it gave its steps\n"
+        "        return await _adrive(outcome.steps)\n"
+        "    return outcome\n"
+    )
+    namespace: dict[str, Any] = {"_call": call, "_Pending": Pending, "_adrive": adrive, **defaults}
+    # built above from the core call's own signature; tracebacks name the core call it runs
+    exec(compile(source, f"<coroutine of {call.__qualname__}>", "exec"), namespace)  # noqa: S102
+    awaited = namespace[call.__name__]
     functools.update_wrapper(awaited, call)
     awaited.__qualname__ = f"SocketManager.{call.__name__}"
-    return awaited
+    return awaited  # type: ignore[no-any-return]
 
 
 def _async_iterator(
