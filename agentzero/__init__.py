@@ -24,11 +24,12 @@ A PUSH and a PULL socket in one process::
 from __future__ import annotations
 
 from agentzero import serializers
-from agentzero.core import Event, SocketManager, ZMQPubHandler
+from agentzero.core import Event, SocketEvent, SocketManager, ZMQPubHandler
 from agentzero.errors import (
     AgentZeroSocketError,
     DeserializationError,
     MessageTooLarge,
+    PeersNotVisible,
     SerializationError,
     SocketAlreadyExists,
     SocketBindError,
@@ -45,11 +46,13 @@ __all__ = [
     "DeserializationError",
     "Event",
     "MessageTooLarge",
+    "PeersNotVisible",
     "SerializationError",
     "SocketAlreadyExists",
     "SocketBindError",
     "SocketClosed",
     "SocketConnectError",
+    "SocketEvent",
     "SocketManager",
     "SocketNotFound",
     "SocketOptionError",

@@ -23,6 +23,7 @@ from agentzero.flavours.managers import (
 )
 from agentzero.logs import ZMQPubHandler
 from agentzero.manager.messaging import Event, Messaging
+from agentzero.manager.peers import Peers, SocketEvent
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Steps
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_IN_SECONDS",
     "SUBSCRIBE_CHECK_INTERVAL",
     "Event",
+    "SocketEvent",
     "SocketManager",
     "ZMQPubHandler",
     "zmq",
@@ -42,7 +44,7 @@ zmq = _zmq
 _T = TypeVar("_T")
 
 
-class SocketManager(ManagerBase, Messaging):
+class SocketManager(ManagerBase, Messaging, Peers):
     """High-level abstraction for zeromq's non-blocking api.
 
     Creates, retrieves, connects and binds sockets by name, keeps them all in

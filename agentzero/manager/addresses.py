@@ -16,6 +16,7 @@ import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
 from agentzero.manager.checks import check_mechanism
+from agentzero.manager.monitors import drain, start_monitor
 from agentzero.manager.sockets import Sockets, released_key
 from agentzero.util import fix_zeromq_tcp_address
 
@@ -136,6 +137,7 @@ class Addresses(Sockets):
         # the flavour says how long bind may wait for it (asyncio: briefly, never stalling the loop)
         released_until = self._released.pop(released_key(resolved), 0.0)
         grace_until = min(released_until, _monotonic() + self._waiting.rebind_grace)
+        self._follow_peers(record, resolved)
         while True:
             try:
                 record.socket.bind(resolved)
@@ -274,6 +276,7 @@ class Addresses(Sockets):
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
         resolved = check_address(socket_name, address, SocketConnectError, binding=False)
+        self._follow_peers(record, resolved)
         try:
             record.socket.connect(resolved)
         except zmq.ZMQError as exc:
@@ -366,10 +369,24 @@ class Addresses(Sockets):
                     raise SocketConnectError(socket_name, target, exc) from exc
             if target in record.connects:
                 record.connects.remove(target)
+            if record.monitor is not None:  # libzmq reports no "disconnected" for a disconnect of our own
+                drain(record.monitor)
+                record.monitor.forget(target)
         if address is None or record.last_address in targets:
             self._table.set_address(record, None)
         self._table.set_mechanism(record, 0)
         return disconnected
+
+    def _follow_peers(self, record: Any, address: str) -> None:
+        """Before the socket's first network endpoint, start its monitor; else take its events.
+
+        libzmq reports no connection over ``inproc://``: a socket that never
+        leaves it costs no monitor (see :mod:`agentzero.manager.monitors`).
+        """
+        if record.monitor is not None:
+            drain(record.monitor)
+        elif not address.startswith("inproc://"):
+            start_monitor(self.context, record)
 
     def reset(self, name: str) -> zmq.Socket[Any]:
         """Close the named socket and create it again as it was.

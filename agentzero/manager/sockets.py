@@ -19,6 +19,7 @@ from agentzero.manager.checks import (
     closed_error,
     closing_linger,
 )
+from agentzero.manager.monitors import stop_monitor
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
 
@@ -130,6 +131,8 @@ class Sockets(ManagerState):
                 raise SocketClosed(name, "its context was terminated") from None
             raise
         self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
+        if socket_type == zmq.XPUB:  # every subscription is seen: see wait_for_subscribers
+            socket.setsockopt(zmq.XPUB_VERBOSER, 1)
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
         return socket
@@ -377,6 +380,7 @@ class Sockets(ManagerState):
             released[key] = now + REBIND_GRACE
             released.move_to_end(key)
         _stop_monitor(record.socket)
+        stop_monitor(record, self._waiting)
         record.socket.close(closing_linger(record.socket, record.options, linger, self.linger))
 
     def close_all(self, linger: int | None = None) -> None:

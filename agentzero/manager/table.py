@@ -42,6 +42,7 @@ class SocketRecord:
         "fd",
         "waiters",
         "watcher",
+        "monitor",
     )
 
     def __init__(self, name: Any, socket: Any, socket_type: int, max_size: int | None = None) -> None:
@@ -61,6 +62,8 @@ class SocketRecord:
         self.fd = fileno(socket)
         self.waiters: list[Any] = []
         self.watcher: Any = None
+        #: its :class:`~agentzero.manager.monitors.PeerMonitor`, once one was started
+        self.monitor: Any = None
 
     @property
     def type_name(self) -> str:
