@@ -102,7 +102,18 @@ class PeerMonitor:
     after a successful handshake is a peer lost.
     """
 
-    __slots__ = ("reader", "record", "events", "dropped", "handshaking", "up", "topics", "unusable")
+    __slots__ = (
+        "reader",
+        "record",
+        "events",
+        "dropped",
+        "handshaking",
+        "up",
+        "topics",
+        "unusable",
+        "unresolved",
+        "resolving",
+    )
 
     def __init__(self, socket_name: Any) -> None:
         self.reader: Any = None
@@ -118,6 +129,10 @@ class PeerMonitor:
         self.topics: dict[bytes, int] = {}
         #: why no monitor could be started (``None``: it runs)
         self.unusable: str | None = None
+        #: the error of a host name to connect to that did not resolve (asyncio: found out later)
+        self.unresolved: Exception | None = None
+        #: how many host names to connect to a worker thread is still resolving (asyncio)
+        self.resolving = 0
 
     @property
     def peers(self) -> int:

@@ -26,6 +26,8 @@ __all__ = ["Peers", "SocketEvent"]
 
 _monotonic = time.monotonic
 _SUBSCRIBE, _UNSUBSCRIBE = b"\x01", b"\x00"
+#: how often a wait for peers looks whether a host name failed to resolve, in milliseconds (asyncio)
+RESOLVING_SLICE_MS = 50.0
 _INPROC_ONLY = "it is bound or connected over inproc:// only, where libzmq reports no connections"
 
 
@@ -210,6 +212,8 @@ class Peers(Waits):
         monitor = start_monitor(self.context, record)
         if monitor.unusable is not None:
             raise PeersNotVisible(record.name, monitor.unusable)
+        if monitor.unresolved is not None and counting:
+            raise monitor.unresolved
         return monitor
 
     def _subscribers(self, record: SocketRecord, monitor: PeerMonitor) -> int:
@@ -247,12 +251,18 @@ class Peers(Waits):
             remaining = deadline - _monotonic()
             if remaining <= 0:
                 return False
+            # while a worker thread resolves a host name, look every RESOLVING_SLICE: it may fail
+            slice_ms = min(
+                remaining * 1000.0, self.polling_timeout, RESOLVING_SLICE_MS if monitor.resolving else 1e12
+            )
             try:
-                yield self._waiting.poll, watched, min(remaining * 1000.0, self.polling_timeout)
+                yield self._waiting.poll, watched, slice_ms
             except SocketClosed:
                 raise SocketClosed(record.name) from None
             if record.monitor is None:
                 raise SocketClosed(record.name)
+            if monitor.unresolved is not None:
+                raise monitor.unresolved
             if subscribers:
                 found = self._subscribers(record, monitor)
             else:
