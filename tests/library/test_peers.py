@@ -179,3 +179,12 @@ def test_closing_a_socket_wakes_its_wait_for_peers(zmq_module, manager, ipc_dir)
         manager.wait_for_peers("server", timeout=5)
     assert type(raised.value).__name__ == "SocketClosed" and "server" in str(raised.value)
     assert time.monotonic() - started < 2
+
+
+def test_a_socket_bound_to_a_random_port_counts_connections_made_before_the_first_call(manager):
+    manager.create("server", zmq.PULL)
+    _, address = manager.bind_to_random_port("server", zmq.POLLIN, local_address="tcp://127.0.0.1")
+    manager.ensure_and_connect("client", zmq.PUSH, address, zmq.POLLOUT)
+    assert manager.send_safe("client", "hello")
+    assert manager.recv_safe("server", timeout=5) == "hello"
+    assert manager.peers("server") == 1
