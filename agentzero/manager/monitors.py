@@ -202,17 +202,18 @@ def start_monitor(context: Any, record: SocketRecord) -> PeerMonitor:
     address = f"inproc://agentzero-monitor-{next(_numbers)}-{id(monitor):x}"
     reader = None
     try:
+        # libzmq's own PAIR first: when the context has no room for it, nothing is left to clean
+        record.socket.monitor(address, MONITORED)
         reader = zmq.Socket(context, zmq.PAIR)
         reader.setsockopt(zmq.LINGER, 0)
         reader.setsockopt(zmq.RCVHWM, 0)
-        record.socket.monitor(address, MONITORED)
         reader.connect(address)
     except zmq.ZMQError as exc:
+        try:
+            record.socket.disable_monitor()
+        except zmq.ZMQError:
+            pass
         if reader is not None:
-            try:
-                record.socket.disable_monitor()
-            except zmq.ZMQError:
-                pass
             reader.close(0)
         full = exc.errno == errno.EMFILE
         limit = f" (the context's MAX_SOCKETS is {_max_sockets(context)})" if full else ""

@@ -188,3 +188,15 @@ def test_a_socket_bound_to_a_random_port_counts_connections_made_before_the_firs
     assert manager.send_safe("client", "hello")
     assert manager.recv_safe("server", timeout=5) == "hello"
     assert manager.peers("server") == 1
+
+
+def test_no_room_for_a_monitor_leaves_the_socket_working_and_says_why(manager, context):
+    context.set(zmq.MAX_SOCKETS, 2)  # the two sockets, and no room for their monitors
+    manager.create("server", zmq.PULL)
+    manager.create("client", zmq.PUSH)
+    manager.bind("server", "tcp://127.0.0.1:*", zmq.POLLIN)
+    with pytest.raises(PeersNotVisible, match="MAX_SOCKETS is 2"):
+        manager.peers("server")
+    manager.connect("client", manager.addresses["server"], zmq.POLLOUT)
+    assert manager.send_safe("client", "still working")
+    assert manager.recv_safe("server", timeout=5) == "still working"
