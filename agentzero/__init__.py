@@ -24,11 +24,12 @@ A PUSH and a PULL socket in one process::
 from __future__ import annotations
 
 from agentzero import serializers
-from agentzero.core import Event, Request, SocketManager, ZMQPubHandler
+from agentzero.core import Event, Request, SocketEvent, SocketManager, ZMQPubHandler
 from agentzero.errors import (
     AgentZeroSocketError,
     DeserializationError,
     MessageTooLarge,
+    PeersNotVisible,
     PeerUnreachable,
     SerializationError,
     SocketAlreadyExists,
@@ -48,11 +49,13 @@ __all__ = [
     "MessageTooLarge",
     "PeerUnreachable",
     "Request",
+    "PeersNotVisible",
     "SerializationError",
     "SocketAlreadyExists",
     "SocketBindError",
     "SocketClosed",
     "SocketConnectError",
+    "SocketEvent",
     "SocketManager",
     "SocketNotFound",
     "SocketOptionError",

@@ -7,10 +7,11 @@ CURVE and logging calls...) is the same plain call as in
 :meth:`~SocketManager.send_safe`, :meth:`~SocketManager.recv_safe`,
 :meth:`~SocketManager.publish_safe`, :meth:`~SocketManager.recv_event_safe`,
 :meth:`~SocketManager.recv_request_safe`, :meth:`~SocketManager.send_reply_safe`,
-:meth:`~SocketManager.wait_until_ready`, :meth:`~SocketManager.ready` and
-:meth:`~SocketManager.engage`; :meth:`~SocketManager.subscribe` is an
-asynchronous generator. Timeouts, return values and errors are those of the
-sync manager.
+:meth:`~SocketManager.wait_until_ready`, :meth:`~SocketManager.ready`,
+:meth:`~SocketManager.engage`, :meth:`~SocketManager.wait_for_peers`,
+:meth:`~SocketManager.wait_for_subscribers` and :meth:`~SocketManager.socket_events`;
+:meth:`~SocketManager.subscribe` is an asynchronous generator. Timeouts, return
+values and errors are those of the sync manager.
 
 Each call tries its operation at once without blocking and returns without
 yielding to the loop when it can (as ``zmq.asyncio`` does); only when ZeroMQ

@@ -20,6 +20,7 @@ from agentzero.flavours.managers import *  # noqa: F403 - the defaults and Event
 from agentzero.flavours.managers import ManagerBase
 from agentzero.logs import ZMQPubHandler
 from agentzero.manager.messaging import Messaging
+from agentzero.manager.peers import Peers
 from agentzero.manager.waits import Steps
 
 __all__ = [*managers.__all__, "SocketManager", "ZMQPubHandler", "zmq"]
@@ -30,7 +31,7 @@ zmq = _zmq
 _T = TypeVar("_T")
 
 
-class SocketManager(ManagerBase, Messaging):
+class SocketManager(ManagerBase, Messaging, Peers):
     """High-level abstraction for zeromq's non-blocking api.
 
     Creates, retrieves, connects and binds sockets by name, keeps them all in

@@ -250,6 +250,25 @@ class PeerUnreachable(AgentZeroSocketError):
         )
 
 
+class PeersNotVisible(AgentZeroSocketError):
+    """Raised when the manager cannot see a socket's peers: ``reason`` says why.
+
+    libzmq reports no connection over ``inproc://``, and a socket whose
+    monitor could not be started (the context's ``MAX_SOCKETS`` reached) has
+    nobody to report them. The socket itself keeps working.
+
+    >>> raise PeersNotVisible('jobs', 'it is bound over inproc:// only')
+    Traceback (most recent call last):
+    ...
+    agentzero.errors.PeersNotVisible: cannot see the peers of socket 'jobs': it is bound over inproc:// only
+    """
+
+    def __init__(self, socket_name: Any, reason: Any) -> None:
+        self.socket_name = socket_name
+        self.reason = reason
+        super().__init__(f"cannot see the peers of socket {socket_name!r}: {reason}")
+
+
 class SocketOptionError(AgentZeroSocketError, ValueError):
     """Raised when a socket option cannot be set: libzmq refused it, or the value does not fit it.
 

@@ -80,6 +80,14 @@ class AsyncioFlavour(Cooperative):
         finally:
             timer.cancel()
 
+    def resolve_soon(self, resolve: Callable[[], Any], done: Callable[[Any], None]) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to block
+            return False
+        loop.run_in_executor(None, resolve).add_done_callback(done)
+        return True
+
     def nap(self, seconds: float) -> None:
         # only bind's rebind grace naps, for at most ASYNCIO_REBIND_GRACE in all
         time.sleep(min(seconds, ASYNCIO_REBIND_GRACE))

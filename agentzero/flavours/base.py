@@ -46,6 +46,15 @@ class Flavour:
         """Sleep briefly without waiting in the event loop's sense (``bind``'s rebind grace)."""
         raise NotImplementedError
 
+    def resolve_soon(self, resolve: Callable[[], Any], done: Callable[[Any], None]) -> bool:
+        """Run ``resolve`` in a worker thread, then ``done(future)`` in this flavour's loop.
+
+        Returns ``False`` (and runs nothing) when the caller may as well
+        resolve at once: the plain and green flavours, and asyncio outside a
+        running loop.
+        """
+        return False
+
     def wake_from_threads(self, callback: Callable[[], None]) -> Any:
         """A handle whose ``send()`` runs ``callback`` in this flavour's loop from any thread, or ``None``."""
         return None

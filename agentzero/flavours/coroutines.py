@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Itera
 
 from agentzero.flavours.aio import AsyncioFlavour, adrive
 from agentzero.manager.messaging import ENDED, Event, Messaging, Subscription
+from agentzero.manager.peers import Peers
 from agentzero.manager.waits import Pending, Steps, Waits
 
 if TYPE_CHECKING:  # typing_extensions is only needed by the type checker (ParamSpec is 3.10+)
@@ -72,7 +73,7 @@ def _async_iterator(
     return call  # type: ignore[return-value]
 
 
-class CoroutineCalls(Messaging):
+class CoroutineCalls(Messaging, Peers):
     """The ``*_safe`` calls and the waiting calls as coroutines; :meth:`subscribe` as an async iterator."""
 
     _waiting: AsyncioFlavour
@@ -93,6 +94,9 @@ class CoroutineCalls(Messaging):
     wait_until_ready = _coroutine(Waits.wait_until_ready)  # type: ignore[assignment]
     ready = _coroutine(Waits.ready)  # type: ignore[assignment]
     engage = _coroutine(Waits.engage)  # type: ignore[assignment]
+    wait_for_peers = _coroutine(Peers.wait_for_peers)  # type: ignore[assignment]
+    wait_for_subscribers = _coroutine(Peers.wait_for_subscribers)  # type: ignore[assignment]
+    socket_events = _coroutine(Peers.socket_events)  # type: ignore[assignment]
     subscribe = _async_iterator(Messaging.subscribe)  # type: ignore[assignment]
 
     async def _subscription(self, subscription: Subscription) -> AsyncIterator[Event]:  # type: ignore[override]

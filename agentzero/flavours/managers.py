@@ -13,6 +13,7 @@ from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
 from agentzero.manager.messaging import Event
+from agentzero.manager.peers import SocketEvent
 from agentzero.manager.routing import Request
 from agentzero.manager.security import Security
 from agentzero.manager.sockets import DEFAULT_LINGER
@@ -32,6 +33,7 @@ __all__ = [
     "SUBSCRIBE_CHECK_INTERVAL",
     "Event",
     "Request",
+    "SocketEvent",
 ]
 
 _Manager = TypeVar("_Manager", bound="ManagerBase")

@@ -16,6 +16,9 @@ that waiting.
 :mod:`~agentzero.manager.addresses`   bind, connect, disconnect, reset
 :mod:`~agentzero.manager.frames`      reading and refusing a message's frames
 :mod:`~agentzero.manager.operations`  ``send_safe`` and the rest, written once
+:mod:`~agentzero.manager.monitors`    each socket's monitor, never stalling libzmq
+:mod:`~agentzero.manager.peers`       ``peers``, ``wait_for_peers``, ``socket_events``...
+:mod:`~agentzero.manager.hosts`       host names to bind and to connect to
 :mod:`~agentzero.manager.security`    CURVE servers, clients, the authenticator
 ====================================  ===============================================
 """

@@ -16,8 +16,9 @@ import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
 from agentzero.manager.checks import check_mechanism
-from agentzero.manager.sockets import Sockets, released_key
-from agentzero.util import fix_zeromq_tcp_address
+from agentzero.manager.hosts import Hosts
+from agentzero.manager.monitors import drain, start_monitor
+from agentzero.manager.sockets import released_key
 
 _monotonic = time.monotonic
 _TCP_PORT = re.compile(r"^tcp://(?:[^;]*;)?(?P<host>.*):(?P<port>[^:\]]*)$")
@@ -61,10 +62,12 @@ def _missing_transport(address: str, binding: bool) -> str:
 
 
 def check_address(socket_name: Any, address: Any, error: type[Exception], binding: bool) -> str:
-    """Return ``address`` with its host name resolved, or raise ``error`` naming what is wrong.
+    """Return ``address`` once checked, or raise ``error`` naming what is wrong.
+
+    Host names are left to :mod:`agentzero.manager.hosts`.
 
     >>> check_address('api', 'tcp://localhost:5000', SocketBindError, binding=True)
-    'tcp://127.0.0.1:5000'
+    'tcp://localhost:5000'
     >>> check_address('api', 'tcp://127.0.0.1:99999', SocketBindError, binding=True)
     Traceback (most recent call last):
     ...
@@ -94,18 +97,21 @@ the address has no transport: use 'tcp://127.0.0.1:5000'
                 address,
                 f"the port must be a number from {lowest} to 65535{wildcard}, got {port!r}",
             )
-    return fix_zeromq_tcp_address(address)
+    return address
 
 
-class Addresses(Sockets):
+class Addresses(Hosts):
     """Bind, connect, disconnect and reset the manager's named sockets."""
 
     def bind(self, socket_name: str, address: str, polling_mechanism: int) -> zmq.Socket[Any]:
         """Bind a socket to an address and register it with ``polling_mechanism``.
 
         Host names in ``tcp://`` addresses are resolved first (ZeroMQ binds only
-        to IP addresses and interfaces); ``tcp://*:port``, ``ipc://`` and
-        ``inproc://`` work as usual. :attr:`addresses` records the endpoint
+        to IP addresses and interfaces), an IPv4 address preferred; a name with
+        IPv6 addresses only, or ``tcp://[an IPv6 address]:port``, also turns
+        on the socket's ``zmq.IPV6``. Under asyncio that resolution happens in
+        the loop: a name of this machine resolves from local sources, at once.
+        ``tcp://*:port``, ``ipc://`` and ``inproc://`` work as usual. :attr:`addresses` records the endpoint
         ZeroMQ reports, so a wildcard port shows the real one.
 
         Parameters
@@ -128,14 +134,16 @@ class Addresses(Sockets):
             when no socket has that name.
         SocketBindError
             when the address is empty, malformed (no ``TRANSPORT://``, a tcp
-            port outside 0-65535, text UTF-8 cannot encode) or in use.
+            port outside 0-65535, text UTF-8 cannot encode), in use, or its
+            host name does not resolve (the error names the host).
         """
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
-        resolved = check_address(socket_name, address, SocketBindError, binding=True)
+        resolved = self._bind_host(record, check_address(socket_name, address, SocketBindError, binding=True))
         # the flavour says how long bind may wait for it (asyncio: briefly, never stalling the loop)
         released_until = self._released.pop(released_key(resolved), 0.0)
         grace_until = min(released_until, _monotonic() + self._waiting.rebind_grace)
+        self._follow_peers(record, resolved)
         while True:
             try:
                 record.socket.bind(resolved)
@@ -236,7 +244,8 @@ class Addresses(Sockets):
                 hint = f": use 'tcp://{local_address}'"
             raise SocketBindError(socket_name, local_address, f"a random port needs a tcp:// address{hint}")
         check_text(socket_name, local_address, SocketBindError)
-        local = fix_zeromq_tcp_address(f"{local_address}:0")[: -len(":0")]
+        local = self._bind_host(record, f"{local_address}:0")[: -len(":0")]
+        self._follow_peers(record, local)
         try:
             port = record.socket.bind_to_random_port(local)
         except (zmq.ZMQError, zmq.ZMQBindError) as exc:
@@ -254,7 +263,10 @@ class Addresses(Sockets):
         socket_name : str
             the socket name
         address : str
-            a valid zeromq address (i.e: ``inproc://whatevs``); host names are resolved.
+            a valid zeromq address (i.e: ``inproc://whatevs``). A host name is
+            checked, then left to libzmq, which resolves it again whenever it
+            reconnects; a name with IPv6 addresses only (or an IPv6 address)
+            turns on the socket's ``zmq.IPV6``.
         polling_mechanism : int
             ``zmq.POLLIN``, ``zmq.POLLOUT`` or ``zmq.POLLIN | zmq.POLLOUT``
 
@@ -269,11 +281,16 @@ class Addresses(Sockets):
             when no socket has that name.
         SocketConnectError
             when the address is empty or malformed (no ``TRANSPORT://``, a tcp
-            port outside 1-65535, text UTF-8 cannot encode).
+            port outside 1-65535, text UTF-8 cannot encode), or its host name
+            does not resolve (under a running asyncio loop, the name is
+            resolved in a worker thread, and :meth:`peers` and the waits for
+            peers raise it instead).
         """
         record = self.get_record(socket_name)
         check_mechanism(polling_mechanism, registering=True)
         resolved = check_address(socket_name, address, SocketConnectError, binding=False)
+        self._check_host(record, resolved)
+        self._follow_peers(record, resolved)
         try:
             record.socket.connect(resolved)
         except zmq.ZMQError as exc:
@@ -351,7 +368,7 @@ class Addresses(Sockets):
         if address is None:
             targets = list(record.connects)
         elif isinstance(address, str):
-            targets = [fix_zeromq_tcp_address(address)]
+            targets = [address]
         else:
             raise TypeError(f"address must be a str, got {address!r}")
         disconnected = False
@@ -366,10 +383,24 @@ class Addresses(Sockets):
                     raise SocketConnectError(socket_name, target, exc) from exc
             if target in record.connects:
                 record.connects.remove(target)
+            if record.monitor is not None:  # libzmq reports no "disconnected" for a disconnect of our own
+                drain(record.monitor)
+                record.monitor.forget(target)
         if address is None or record.last_address in targets:
             self._table.set_address(record, None)
         self._table.set_mechanism(record, 0)
         return disconnected
+
+    def _follow_peers(self, record: Any, address: str) -> None:
+        """Before the socket's first network endpoint, start its monitor; else take its events.
+
+        libzmq reports no connection over ``inproc://``: a socket that never
+        leaves it costs no monitor (see :mod:`agentzero.manager.monitors`).
+        """
+        if record.monitor is not None:
+            drain(record.monitor)
+        elif not address.startswith("inproc://"):
+            start_monitor(self.context, record)
 
     def reset(self, name: str) -> zmq.Socket[Any]:
         """Close the named socket and create it again as it was.

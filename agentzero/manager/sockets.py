@@ -20,6 +20,7 @@ from agentzero.manager.checks import (
     closing_linger,
     rcvtimeo_of,
 )
+from agentzero.manager.monitors import stop_monitor
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
 
@@ -139,6 +140,8 @@ class Sockets(ManagerState):
                 raise SocketClosed(name, "its context was terminated") from None
             raise
         self._table.add(SocketRecord(name, socket, int(socket_type), self.max_message_size))
+        if socket_type == zmq.XPUB:  # every subscription is seen: see wait_for_subscribers
+            socket.setsockopt(zmq.XPUB_VERBOSER, 1)
         if self.max_message_size is not None:
             self.set_socket_option(name, zmq.MAXMSGSIZE, self.max_message_size)
         if socket_type == zmq.ROUTER:  # a message to a peer that is gone raises, instead of vanishing
@@ -388,6 +391,7 @@ class Sockets(ManagerState):
             released[key] = now + REBIND_GRACE
             released.move_to_end(key)
         _stop_monitor(record.socket)
+        stop_monitor(record, self._waiting)
         record.socket.close(closing_linger(record.socket, record.options, linger, self.linger))
 
     def close_all(self, linger: int | None = None) -> None:

@@ -46,6 +46,7 @@ class SocketRecord:
         "waiters",
         "watcher",
         "rcvtimeo",
+        "monitor",
     )
 
     def __init__(self, name: Any, socket: Any, socket_type: int, max_size: int | None = None) -> None:
@@ -69,6 +70,8 @@ class SocketRecord:
         self.watcher: Any = None
         #: the ``zmq.RCVTIMEO`` the plain flavour last gave the socket (``None``: not yet)
         self.rcvtimeo: int | None = None
+        #: its :class:`~agentzero.manager.monitors.PeerMonitor`, once one was started
+        self.monitor: Any = None
 
     @property
     def type_name(self) -> str:

@@ -13,7 +13,7 @@ outboxes of the nodes that feed its slots::
 The messages are noob 1002's, byte for byte (:mod:`.messages`, :mod:`.events`);
 pickled values and errors from peers are decoded without importing anything,
 in time and memory bounded by their size (:mod:`.pickles`, :mod:`.unpickler`);
-hot-path frames skip the models (:mod:`.frames`); socket monitors tell when
+hot-path frames skip the models (:mod:`.frames`); the manager's ``socket_events`` tell when
 links are up (:mod:`.links`).
 
 Run ``python -m examples.nodegraph --help``.

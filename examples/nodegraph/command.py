@@ -60,7 +60,7 @@ log = logging.getLogger("nodegraph.command")
 COMMAND_ID = "command"
 #: seconds between two announces while runners are still getting ready
 REANNOUNCE_INTERVAL = 0.5
-#: seconds between two reads of the events monitor while it is not polled
+#: seconds between two reads of the events socket's links (its ``socket_events``)
 LINK_CHECK_INTERVAL = 0.1
 #: completed and pending epochs remembered (late duplicates of older epochs are dropped)
 EPOCH_MEMORY = 1024
@@ -148,7 +148,6 @@ class CommandNode:
         Exception
             an error a node reported meanwhile, rebuilt (see :meth:`ErrorMsg.to_exception`).
         """
-        self.links.poll_monitor(True)
         self._wait(self._all_linked, timeout, "nodes to identify", self._announce)
         return {node: self.nodes[node] for node in self.node_ids}
 
@@ -180,11 +179,7 @@ class CommandNode:
             self._wait(lambda: not self._relink, timeout, "the events socket to reopen")
         self._initialised = True
         ready = lambda: self._all(NodeStatus.ready) and self._all_linked()  # noqa: E731
-        self.links.poll_monitor(True)
         self._wait(ready, timeout, "nodes to become ready", self._announce)
-        # Every outbox linked: from now on the monitor is read by the clock (see _pump), one
-        # socket less on each poll while epochs run; wait_for_nodes and init poll it again.
-        self.links.poll_monitor(False)
 
     def process(self, epoch: Any, input: dict | None = None, timeout: float | None = None) -> dict:
         """Process one epoch and wait for every node of the graph to report on it.
@@ -390,7 +385,7 @@ class CommandNode:
             if every is not None and now - self._last_announce >= REANNOUNCE_INTERVAL:
                 every()
             if not self.green:
-                self._pump(min(deadline - now, REANNOUNCE_INTERVAL))
+                self._pump(min(deadline - now, LINK_CHECK_INTERVAL))
                 continue
             self._changed.clear()
             if not done() and not self._errors:
@@ -429,7 +424,7 @@ class CommandNode:
         events = self.sockets.sockets.get("events")
         if events is not None and events in ready:
             self._drain("events", self._on_event_message, self._on_events)
-        if self.links.monitor in ready or time.monotonic() >= self._next_link_check:
+        if time.monotonic() >= self._next_link_check:
             self.links.drain()
             self._next_link_check = time.monotonic() + LINK_CHECK_INTERVAL
         return bool(ready)

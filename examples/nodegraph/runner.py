@@ -129,10 +129,8 @@ class NodeRunner:
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_IVL, HEARTBEAT_IVL)
         self.sockets.set_socket_option("command", self.zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)
         self.command_link = Links(self.sockets, "command")
+        # read by the clock: a lost command node is noticed within POLL_INTERVAL, well inside ORPHAN_GRACE
         self.command_link.connect(command_inbox, 0)
-        # read by the clock, not polled: one socket less on every poll of the hot loop; a lost
-        # command node is noticed within POLL_INTERVAL more, well inside ORPHAN_GRACE
-        self.command_link.poll_monitor(False)
         self.sockets.ensure_and_bind("outbox", self.zmq.PUB, outbox_address, 0)
         self.outbox = self.sockets.addresses["outbox"]
         self.events = EventMaker(self.node_id)
@@ -200,8 +198,8 @@ class NodeRunner:
                 peers = self.sockets.sockets.get("peers")
                 if peers is not None and peers in ready:
                     self._drain("peers", self._on_peer_message, self._on_peer_event)
-                if self.peer_link is not None and self.peer_link.monitor in ready:
-                    self.peer_link.drain()
+                if self.peer_link is not None and self.peer_link.watching:
+                    self.peer_link.drain()  # until linked for good (see _check_dependencies)
                     self._check_dependencies()
         finally:
             self.status = NodeStatus.closed

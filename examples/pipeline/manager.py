@@ -6,8 +6,8 @@ Sockets (all named, all in one SocketManager, polled together by ``engage()``):
 - ``jobs-in`` PULL, bound: jobs submitted by clients;
 - ``pipe-status`` REP, bound: job status, statistics and the manager's addresses;
 - ``push:<worker id>`` PUSH, one per worker, connected to the worker's PULL, so the
-  manager knows which worker holds each job; ``monitor:<worker id>``, its socket
-  monitor, reports the connection dropping (a killed worker) within a moment.
+  manager knows which worker holds each job; its ``socket_events`` report the
+  connection dropping (a killed worker) within a moment.
 
 The manager accepts exactly one result per job and step: each dispatch carries
 a fresh random token, cleared once its result is accepted. Workers are handled
@@ -192,8 +192,6 @@ class PipelineManager(Roster):
                     self._drain_jobs()
                 if status in ready:
                     self._answer_status()
-                if self._monitors and len(ready) > (events in ready) + (jobs_in in ready) + (status in ready):
-                    self._drain_monitors(ready)
                 now = time.monotonic()
                 if now >= self._next_check:
                     self._next_check = now + 0.1
@@ -210,7 +208,7 @@ class PipelineManager(Roster):
             self._loop.join(timeout=2)
             self._loop.kill()
         for worker in self.workers.values():
-            self._close_sockets_of(worker)  # monitors first (see Roster._close_sockets_of)
+            self._close_sockets_of(worker)
         self.sockets.close_all(linger=0)
 
     # -- clients --------------------------------------------------------------------------

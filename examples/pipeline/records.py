@@ -73,8 +73,6 @@ class WorkerRecord:
     last_seen: float
     #: the name of this worker's PUSH socket in the manager's SocketManager
     push: str = ""
-    #: the name of the socket monitor watching that PUSH
-    monitor: str = ""
     #: the jobs dispatched to this worker whose result has not come yet
     held: set[str] = field(default_factory=set)
     done: int = 0

@@ -2,9 +2,10 @@
 
 A worker announces itself with ``available`` events (its heartbeat). The
 manager then gives it a PUSH socket of its own, connected to the worker's
-PULL, and a socket monitor on that PUSH. A worker is lost when
+PULL, and reads that PUSH's connection events (``sockets.socket_events``,
+every 0.1 s). A worker is lost when
 
-- the monitor reports the connection dropped (a killed process: about at once),
+- its PUSH's connection dropped, ``disconnected`` (a killed process: about at once),
 - no heartbeat came for ``heartbeat_timeout`` seconds (a frozen process or a cut link),
 - or it says it leaves.
 
@@ -18,11 +19,8 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import struct
 import time
 from typing import Any
-
-import zmq as _zmq
 
 from agentzero.core import SocketManager
 from agentzero.errors import SerializationError
@@ -35,12 +33,7 @@ log = logging.getLogger("pipeline.manager")
 
 #: How many dropped worker ids are remembered, so their late events count as stale, not forged.
 FORMER_WORKERS_KEPT = 10000
-_MONITOR_EVENT = struct.Struct("=HI")
 _urandom = os.urandom
-
-
-def _token() -> str:
-    return _urandom(8).hex()
 
 
 class Roster:
@@ -72,7 +65,6 @@ class Roster:
         self.former_workers: collections.OrderedDict[str, float] = collections.OrderedDict()
         #: how many workers were lost (not counting those that said they leave)
         self.workers_lost = 0
-        self._monitors: dict[Any, str] = {}
         self._turn = 0
         self._next_timeout_scan = 0.0
 
@@ -105,27 +97,16 @@ class Roster:
             pid=pid,
             last_seen=time.monotonic(),
             push=f"push:{worker_id}",
-            monitor=f"monitor:{worker_id}",
         )
         sockets = self.sockets
         try:
-            push = sockets.create(worker.push, zmq.PUSH)
+            sockets.create(worker.push, zmq.PUSH)
             # queue only once connected, nothing lingers for a dead peer, and at most what it may hold
             sockets.set_socket_option(worker.push, zmq.IMMEDIATE, 1)
             sockets.set_socket_option(worker.push, zmq.LINGER, 0)
             sockets.set_socket_option(worker.push, zmq.SNDHWM, worker.capacity + 16)
-            # a name of its own: pyzmq's default follows the socket's fd, which a closed socket's
-            # monitor may still hold for a moment (libzmq unbinds it in the background)
-            monitor = push.get_monitor_socket(
-                _zmq.EVENT_DISCONNECTED, f"inproc://{worker.monitor}-{_token()}"
-            )
-            sockets.sockets[worker.monitor] = monitor  # a socket added by hand is adopted by name
-            sockets.register_socket(monitor, zmq.POLLIN)
-            self._monitors[monitor] = worker_id
             sockets.connect(worker.push, address, 0)
         except Exception:
-            self._monitors = {socket: name for socket, name in self._monitors.items() if name != worker_id}
-            sockets.close(worker.monitor, linger=0)
             sockets.close(worker.push, linger=0)
             raise
         self.workers[worker_id] = worker
@@ -133,23 +114,14 @@ class Roster:
         returning = " (again)" if self.former_workers.pop(worker_id, None) is not None else ""
         log.info("worker %s (%s) joined at %s%s", worker_id, job_type, address, returning)
 
-    def _drain_monitors(self, ready: Any) -> None:
-        for monitor in [socket for socket in ready if socket in self._monitors]:
-            worker = self.workers.get(self._monitors[monitor])
-            lost = False
-            while True:
-                try:
-                    frames = monitor.recv_multipart(_zmq.NOBLOCK)
-                except _zmq.Again:
-                    break
-                # a monitor event: [uint16 event, uint32 value][endpoint]
-                lost = lost or _MONITOR_EVENT.unpack_from(frames[0])[0] == _zmq.EVENT_DISCONNECTED
-            if lost and worker is not None:
-                self._drop_worker(worker, "connection lost")
-
     def _check_workers(self, now: float) -> None:
-        """Drop the silent workers; once a second, queue again the jobs that waited too long to start."""
+        """Drop the lost and the silent workers; once a second, queue again the jobs that waited too long."""
+        socket_events = self.sockets.socket_events
         for worker in list(self.workers.values()):
+            # every event since the last look: a connection up and down in between still counts
+            if any(kind == "disconnected" for kind, _, _ in socket_events(worker.push)):
+                self._drop_worker(worker, "connection lost")
+                continue
             if now - worker.last_seen > self.heartbeat_timeout:
                 self._drop_worker(worker, f"silent for {now - worker.last_seen:.1f}s")
         if now < self._next_timeout_scan:
@@ -163,18 +135,7 @@ class Roster:
                     self._redispatch(job)
 
     def _close_sockets_of(self, worker: WorkerRecord) -> None:
-        """Stop the monitor, then close it and the PUSH: in this order only.
-
-        Closing a monitored socket, or its monitor, while libzmq still monitors it
-        can deadlock the context's I/O thread (libzmq 4.3.5), and with it every
-        socket of the context; ``disable_monitor()`` first is safe.
-        """
-        monitor = self.sockets.sockets.get(worker.monitor)
-        self._monitors.pop(monitor, None)
-        push = self.sockets.sockets.get(worker.push)
-        if push is not None:
-            push.disable_monitor()
-        self.sockets.close(worker.monitor, linger=0)
+        """Close the worker's PUSH (its monitor is the SocketManager's, stopped first by ``close``)."""
         self.sockets.close(worker.push, linger=0)
 
     def _drop_worker(self, worker: WorkerRecord, why: str) -> None:

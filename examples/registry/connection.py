@@ -238,6 +238,9 @@ class BackendConnection:
     def _establish_connection(self) -> None:
         self.sockets.close("backend", linger=0)
         self.sockets.ensure_and_connect("backend", zmq.DEALER, self.backend_url, zmq.POLLIN)
+        # a registry that is not there is said so now, not after a register sent into the void
+        if not self.sockets.wait_for_peers("backend", timeout=self.register_timeout):
+            raise ConnectionError(f"no registry at {self.backend_url}")
         worker_id = self._get_registry_assigned_worker_id() or ""
         register = WorkerMessage(
             type="register",

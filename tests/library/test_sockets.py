@@ -139,7 +139,8 @@ def test_bind_resolves_host_names(manager, zmq_module):
     manager.bind("api", f"tcp://localhost:{port}", zmq.POLLIN)
     assert manager.addresses["api"] == f"tcp://127.0.0.1:{port}"
     manager.ensure_and_connect("client", zmq_module.REQ, f"tcp://localhost:{port}", zmq.POLLOUT)
-    assert manager.addresses["client"] == f"tcp://127.0.0.1:{port}"
+    # a name to connect to is left to libzmq, which resolves it again when it reconnects
+    assert manager.addresses["client"] == f"tcp://localhost:{port}"
     assert manager.send_safe("client", "hello")
     assert manager.recv_safe("api") == "hello"
 
