@@ -1,14 +1,13 @@
 """Addresses: binding, connecting, disconnecting and resetting named sockets.
 
-Addresses are checked before ZeroMQ sees them: text, a known transport, and
-for ``tcp://`` a port between 0 and 65535 (``*`` to bind a random one); host
-names are resolved, since ZeroMQ binds only to IP addresses and interfaces.
+Addresses are checked before ZeroMQ sees them (:mod:`agentzero.manager.endpoints`);
+host names are resolved to bind, and left to libzmq to connect
+(:mod:`agentzero.manager.hosts`).
 """
 
 from __future__ import annotations
 
 import errno as _errno
-import re
 import time
 from typing import Any
 
@@ -16,88 +15,11 @@ import zmq
 
 from agentzero.errors import SocketBindError, SocketConnectError
 from agentzero.manager.checks import check_mechanism
+from agentzero.manager.endpoints import check_address, check_text, last_endpoint, released_key
 from agentzero.manager.hosts import Hosts
 from agentzero.manager.monitors import drain, start_monitor
-from agentzero.manager.sockets import released_key
 
 _monotonic = time.monotonic
-_TCP_PORT = re.compile(r"^tcp://(?:[^;]*;)?(?P<host>.*):(?P<port>[^:\]]*)$")
-#: ``HOST:PORT`` written without its transport (``127.0.0.1:5000``, ``localhost:5000``, ``*:5000``)
-_BARE_HOST_PORT = re.compile(r"^(?P<host>\[[^\]]*\]|[^:/\[\]]+):(?P<port>\d+|\*)$")
-
-
-def check_text(socket_name: Any, address: Any, error: type[Exception]) -> None:
-    """Raise ``error`` naming ``address`` when it is text ZeroMQ cannot take (UTF-8 cannot encode it).
-
-    A lone surrogate (what Python makes of undecodable bytes in ``sys.argv``)
-    is refused here, with the address, rather than as pyzmq's bare
-    ``UnicodeEncodeError``.
-
-    >>> check_text('api', 'inproc://caf\\udce9', SocketBindError)
-    Traceback (most recent call last):
-    ...
-    agentzero.errors.SocketBindError: cannot bind socket 'api' to address 'inproc://caf\\udce9': \
-the address must be text UTF-8 can encode, got '\\udce9' at position 12
-    """
-    try:
-        address.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate
-        wrong = address[exc.start : exc.end]
-        raise error(
-            socket_name,
-            address,
-            f"the address must be text UTF-8 can encode, got {wrong!r} at position {exc.start}",
-        ) from None
-
-
-def _missing_transport(address: str, binding: bool) -> str:
-    """Why an address without ``TRANSPORT://`` is refused, with the ``tcp://`` it probably meant."""
-    bare = _BARE_HOST_PORT.match(address.strip())
-    if bare is None:
-        return "an address starts with its transport: tcp://HOST:PORT, ipc://PATH or inproc://NAME"
-    host, port = bare.group("host"), bare.group("port")
-    if host == "*" and not binding:
-        host = "127.0.0.1"  # one connects to a host, not to every interface
-    return f"the address has no transport: use 'tcp://{host}:{port}'"
-
-
-def check_address(socket_name: Any, address: Any, error: type[Exception], binding: bool) -> str:
-    """Return ``address`` once checked, or raise ``error`` naming what is wrong.
-
-    Host names are left to :mod:`agentzero.manager.hosts`.
-
-    >>> check_address('api', 'tcp://localhost:5000', SocketBindError, binding=True)
-    'tcp://localhost:5000'
-    >>> check_address('api', 'tcp://127.0.0.1:99999', SocketBindError, binding=True)
-    Traceback (most recent call last):
-    ...
-    agentzero.errors.SocketBindError: cannot bind socket 'api' to address 'tcp://127.0.0.1:99999': \
-the port must be a number from 0 to 65535 or '*', got '99999'
-    >>> check_address('api', '127.0.0.1:5000', SocketBindError, binding=True)
-    Traceback (most recent call last):
-    ...
-    agentzero.errors.SocketBindError: cannot bind socket 'api' to address '127.0.0.1:5000': \
-the address has no transport: use 'tcp://127.0.0.1:5000'
-    """
-    if not isinstance(address, str) or not address.strip():
-        raise error(socket_name, address, "the address must be a non-empty string")
-    check_text(socket_name, address, error)
-    if "://" not in address:
-        raise error(socket_name, address, _missing_transport(address, binding))
-    if address.startswith("tcp://"):
-        found = _TCP_PORT.match(address)
-        if not found or not found.group("host"):
-            raise error(socket_name, address, "a tcp address is tcp://HOST:PORT")
-        port = found.group("port")
-        lowest = 0 if binding else 1
-        if not (port == "*" and binding) and not (port.isdigit() and lowest <= int(port) <= 65535):
-            wildcard = " or '*'" if binding else ""
-            raise error(
-                socket_name,
-                address,
-                f"the port must be a number from {lowest} to 65535{wildcard}, got {port!r}",
-            )
-    return address
 
 
 class Addresses(Hosts):
@@ -154,7 +76,7 @@ class Addresses(Hosts):
                 if exc.errno != zmq.EADDRINUSE or _monotonic() > grace_until:
                     raise SocketBindError(socket_name, address, exc) from exc
                 self._waiting.nap(0.001)
-        endpoint = _last_endpoint(record.socket, resolved)
+        endpoint = last_endpoint(record.socket, resolved)
         record.binds.append(endpoint)
         self._table.set_address(record, endpoint)
         return self.register_socket(record.socket, polling_mechanism)
@@ -251,7 +173,7 @@ class Addresses(Hosts):
         except (zmq.ZMQError, zmq.ZMQBindError) as exc:
             raise SocketBindError(socket_name, local_address, exc) from exc
         address = f"{local_address}:{port}"
-        record.binds.append(_last_endpoint(record.socket, address))
+        record.binds.append(last_endpoint(record.socket, address))
         self._table.set_address(record, address)
         return self.register_socket(record.socket, polling_mechanism), address
 
@@ -440,11 +362,3 @@ class Addresses(Hosts):
         for address in record.connects:
             self.connect(name, address, record.polling_mechanism)
         return self.register_socket(self._records[name].socket, record.polling_mechanism)
-
-
-def _last_endpoint(socket: Any, fallback: str) -> str:
-    try:
-        endpoint = socket.getsockopt(zmq.LAST_ENDPOINT)
-    except zmq.ZMQError:
-        return fallback
-    return endpoint.decode("utf-8") if endpoint else fallback

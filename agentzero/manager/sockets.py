@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from typing import Any
 
 import zmq
 
-from agentzero.errors import SocketAlreadyExists, SocketClosed, SocketOptionError, WrongSocketType
-from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, monitor_socket_of, raw_recv
+from agentzero.errors import SocketAlreadyExists, SocketClosed
+from agentzero.manager.backend import NOBLOCK, monitor_socket_of, raw_recv
 from agentzero.manager.checks import (
     check_linger,
     check_mechanism,
     check_milliseconds,
     check_seconds,
-    closed_error,
     closing_linger,
     rcvtimeo_of,
 )
+from agentzero.manager.endpoints import released_key
 from agentzero.manager.monitors import stop_monitor
+from agentzero.manager.options import apply_option, encoded_topic
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
 from agentzero.serializers import JSON, frame_packer, frame_unpacker
 
@@ -28,24 +28,7 @@ from agentzero.serializers import JSON, frame_packer, frame_unpacker
 REBIND_GRACE = 1.0
 #: milliseconds a closed socket keeps delivering its queued messages, unless told otherwise (see ``close``)
 DEFAULT_LINGER = 1000
-_SUBSCRIBERS = (zmq.SUB,)
 _monotonic = time.monotonic
-_WILDCARD_TCP = re.compile(r"^tcp://(?:\*|0\.0\.0\.0|\[::\]|\[\*\]):(?P<port>\d+)$")
-
-
-def released_key(endpoint: str) -> str:
-    """The one key under which :meth:`Sockets.close` records a released endpoint and ``bind`` finds it.
-
-    libzmq reports a wildcard bind (``tcp://*:PORT``) as ``tcp://0.0.0.0:PORT``
-    (``tcp://[::]:PORT`` with IPv6), the endpoint ``close`` releases.
-
-    >>> released_key('tcp://0.0.0.0:5000') == released_key('tcp://*:5000') == released_key('tcp://[::]:5000')
-    True
-    >>> released_key('tcp://127.0.0.1:5000')
-    'tcp://127.0.0.1:5000'
-    """
-    found = _WILDCARD_TCP.match(endpoint)
-    return f"tcp://*:{found.group('port')}" if found else endpoint
 
 
 class Sockets(ManagerState):
@@ -264,37 +247,7 @@ class Sockets(ManagerState):
         SocketClosed
             when the socket was closed behind the manager's back.
         """
-        record = self.get_record(name)
-        socket = record.socket
-        if isinstance(value, str) and option != zmq.HWM:
-            try:
-                value = value.encode("utf-8")
-            except UnicodeEncodeError as exc:  # a lone surrogate
-                raise SocketOptionError(name, _option_name(option), _shown(option, value), exc) from None
-        if option in (zmq.SUBSCRIBE, zmq.UNSUBSCRIBE) and record.socket_type not in _SUBSCRIBERS:
-            raise WrongSocketType(name, record.type_name, "subscribing to a topic", "SUB")
-        try:
-            if option == zmq.HWM:
-                socket.hwm = value
-            else:
-                socket.setsockopt(option, value)
-        except zmq.ZMQError as exc:
-            if exc.errno in CLOSED_ERRNOS:
-                raise closed_error(name, exc) from None
-            raise SocketOptionError(name, _option_name(option), _shown(option, value), exc.strerror) from None
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise SocketOptionError(name, _option_name(option), _shown(option, value), exc) from None
-        if option == zmq.HWM:
-            record.options[option] = value
-            return
-        if option == zmq.SUBSCRIBE:
-            record.subscriptions.add(value)
-        elif option == zmq.UNSUBSCRIBE:
-            record.subscriptions.discard(value)
-        else:
-            record.options[option] = value
-            if option == zmq.MAXMSGSIZE:
-                record.max_size = value if isinstance(value, int) and value >= 0 else None
+        apply_option(self.get_record(name), option, value)
 
     def set_topic(self, name: str, topic: str | bytes) -> None:
         """Subscribe the named SUB socket to ``topic`` (a prefix; ``''`` means everything).
@@ -324,15 +277,7 @@ class Sockets(ManagerState):
         SocketOptionError
             when ``topic`` is text that UTF-8 cannot encode (a lone surrogate).
         """
-        if isinstance(topic, str):
-            try:
-                topic_bytes = topic.encode("utf-8")
-            except UnicodeEncodeError as exc:  # a lone surrogate
-                raise SocketOptionError(name, "SUBSCRIBE", topic, exc) from None
-        elif isinstance(topic, (bytes, bytearray, memoryview)):
-            topic_bytes = bytes(topic)
-        else:
-            raise TypeError(f"a topic is str or bytes, got {topic!r} ({type(topic).__name__})")
+        topic_bytes = encoded_topic(name, topic)
         if topic_bytes not in self.get_record(name).subscriptions:
             self.set_socket_option(name, zmq.SUBSCRIBE, topic_bytes)
 
@@ -477,24 +422,3 @@ def _stop_monitor(socket: Any) -> None:
         socket.disable_monitor()
     except (zmq.ZMQError, AttributeError):
         pass
-
-
-def _option_name(option: Any) -> str:
-    """``SNDHWM`` for ``zmq.SNDHWM``; the number itself for an option pyzmq does not know."""
-    if option == zmq.HWM:
-        return "HWM"
-    try:
-        return str(zmq.SocketOption(option).name)
-    except (ValueError, TypeError):
-        return repr(option)
-
-
-#: options whose value is a secret: an error names the option, never the value
-_SECRET_OPTIONS = frozenset((int(zmq.CURVE_SECRETKEY), int(zmq.PLAIN_PASSWORD)))
-
-
-def _shown(option: Any, value: Any) -> Any:
-    """What an error may show of ``value``: a secret only as its length."""
-    if option in _SECRET_OPTIONS and isinstance(value, (bytes, str)):
-        return f"<secret of {len(value)} characters>"
-    return value

@@ -6,7 +6,7 @@ import zmq
 
 
 def test_a_wildcard_endpoint_and_its_reported_form_are_one_released_key():
-    from agentzero.manager.sockets import released_key
+    from agentzero.manager.endpoints import released_key
 
     assert (
         released_key("tcp://*:5000") == released_key("tcp://0.0.0.0:5000") == released_key("tcp://[::]:5000")
