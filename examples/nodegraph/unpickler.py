@@ -138,27 +138,40 @@ class SafeUnpickler:
     def _hash_work(self, key: Any) -> int:
         """What hashing ``key`` takes: a tuple is hashed whole, every time, however much it shares.
 
-        A tuple nested deeper than :data:`MAX_DEPTH` is refused here: hashing
-        it would recurse in C without a limit and crash the process.
+        Each distinct tuple is measured once (its work and its height are
+        remembered), so a tuple that shares its parts, tiny to spell and
+        ``2**40`` to hash, is priced at once. A tuple nested deeper than
+        :data:`MAX_DEPTH` is refused here: hashing it would recurse in C
+        without a limit and crash the process.
         """
-        work, pending = 0, [(key, 1)]
-        while pending:
-            item, depth = pending.pop()
+        measured: dict[int, tuple[int, int]] = {}  # id(tuple) -> (work, height); ``key`` keeps them alive
+
+        def measure(item: Any, depth: int) -> tuple[int, int]:
             kind = type(item)
             if kind is tuple:
-                if depth > MAX_DEPTH:
+                known = measured.get(id(item))
+                if known is None:
+                    if depth > MAX_DEPTH:
+                        raise TooDeep(MAX_DEPTH)
+                    work, height = 1, 1
+                    for inner in item:
+                        inner_work, inner_height = measure(inner, depth + 1)
+                        work += inner_work
+                        height = max(height, inner_height + 1)
+                    known = measured[id(item)] = (work, height)
+                if depth + known[1] - 1 > MAX_DEPTH:
                     raise TooDeep(MAX_DEPTH)
-                pending.extend((inner, depth + 1) for inner in item)
-            elif kind is int:
-                work += item.bit_length() // 8
-            elif kind in (str, bytes, frozenset):  # hashed once, then cached
-                work += len(item) // 8
-            elif kind in (range, slice):
-                pending.extend(((item.start, depth), (item.stop, depth), (item.step, depth)))
-            work += 1
-            if work > self._left:
-                break
-        return work
+                return known
+            if kind is int:
+                return 1 + item.bit_length() // 8, 0
+            if kind in (str, bytes, frozenset):  # hashed once, then cached
+                return 1 + len(item) // 8, 0
+            if kind in (range, slice):
+                parts = [measure(part, depth) for part in (item.start, item.stop, item.step)]
+                return 1 + sum(work for work, _ in parts), max(height for _, height in parts)
+            return 1, 0
+
+        return measure(key, 1)[0]
 
     def _admit(self, container: Any, key: Any) -> None:
         """Charge for hashing ``key`` into ``container``, and refuse a key that floods one hash."""
