@@ -88,6 +88,10 @@ class AsyncioFlavour(Cooperative):
         loop.run_in_executor(None, resolve).add_done_callback(done)
         return True
 
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, letting other tasks run (a send that a ready socket refused)."""
+        await asyncio.sleep(seconds)
+
     def nap(self, seconds: float) -> None:
         # only bind's rebind grace naps, for at most ASYNCIO_REBIND_GRACE in all
         time.sleep(min(seconds, ASYNCIO_REBIND_GRACE))

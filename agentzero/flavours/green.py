@@ -52,6 +52,10 @@ class GreenFlavour(Cooperative):
 
         gevent.sleep(seconds)
 
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` while the other greenlets run (a send that a ready socket refused)."""
+        self.nap(seconds)
+
     def wake_from_threads(self, callback: Callable[[], None]) -> Any:
         """A started, unreferenced ``async`` watcher of this hub: its ``send()`` runs ``callback`` here."""
         watcher = self._hub.loop.async_()

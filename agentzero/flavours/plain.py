@@ -67,3 +67,7 @@ class PlainFlavour(Flavour):
 
     def nap(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (a send that a ready socket refused: see ``Waits._send_steps``)."""
+        time.sleep(seconds)

@@ -68,7 +68,6 @@ class Sockets(ManagerState):
         self._waiting = waiting
         #: 0 when libzmq itself waits for a message (the plain flavour), else NOBLOCK
         self._recv_flags = waiting.recv_flags
-        self._default_rcvtimeo = rcvtimeo_of(self.timeout)
         self.poller = module.Poller()
         table = self._table = SocketTable(self.poller, self._adopt)
         self._records = table.by_name
@@ -79,6 +78,17 @@ class Sockets(ManagerState):
         self._attached_loggers = {}
         self._released = OrderedDict()
         self._authenticator = None
+
+    @property
+    def timeout(self) -> float:
+        """How long the ``*_safe`` calls wait by default, in seconds; may be changed at any time."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._timeout = check_seconds("timeout", seconds)
+        #: the RCVTIMEO of a plain receive without a timeout of its own (kept in step with ``timeout``)
+        self._default_rcvtimeo = rcvtimeo_of(self._timeout)
 
     def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
         """Create a named socket by type.

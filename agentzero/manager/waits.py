@@ -44,6 +44,9 @@ from agentzero.manager.table import SocketRecord
 
 #: How often, at most, :meth:`~agentzero.core.SocketManager.subscribe` checks ``keep_polling``, in seconds.
 SUBSCRIBE_CHECK_INTERVAL = 1.0
+#: the first and the longest pause, in seconds, of a send that a ready socket refused (see ``_send_steps``)
+REFUSED_PAUSE_MIN = 0.001
+REFUSED_PAUSE_MAX = 0.05
 
 _T = TypeVar("_T")
 #: what is left of a call that must wait: yields ``(wait, *arguments)``, returns the call's result
@@ -269,17 +272,31 @@ class Waits(Sockets):
         deadline = _monotonic() + seconds
         flags = NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK
         wait = self._waiting.wait
+        pause = 0.0
         while True:
             if error.errno not in NOT_READY_ERRNOS:
                 raise translate(record, error, True, frames[0])
             remaining = deadline - _monotonic()
-            if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
+            if remaining < 0:
+                return False
+            if pause:
+                # the socket said it was ready, then refused the message: a ROUTER's POLLOUT is
+                # any peer's, not this message's peer's (whose queue is full). Nothing will signal
+                # that peer's room: pause, longer each time, instead of spinning (and, under
+                # gevent or asyncio, starving everyone else) until the timeout
+                yield self._waiting.pause, min(pause, remaining)
+                pause = min(pause * 2, slice_ms / 1000.0, REFUSED_PAUSE_MAX)
+                remaining = deadline - _monotonic()
+                if remaining < 0:
+                    return False
+            if not (yield wait, record, POLLOUT, remaining, slice_ms):
                 return False
             try:
                 raw_send(record.socket, frames[0], flags)
                 break
             except _ZMQError as exc:
                 error = exc
+                pause = pause or REFUSED_PAUSE_MIN
         rest = self._send_rest(record, frames, 1)
         if rest is not None:
             return (yield from rest)
