@@ -12,7 +12,6 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any, Callable, Generator
 
-from agentzero.manager.backend import NOBLOCK
 from agentzero.manager.table import SocketRecord
 
 
@@ -26,15 +25,10 @@ class Flavour:
     rebind_grace : float
         how long, in seconds, ``bind`` may wait for an address this manager
         has just released (libzmq frees a closed listener in its I/O thread)
-    recv_flags : int
-        the flags of a receive's first try: ``NOBLOCK`` (then the flavour
-        waits), or ``0`` when libzmq itself may block for the call's timeout
     """
 
     name = "plain"
     rebind_grace = 1.0
-    #: the flags of a receive's first try: NOBLOCK, or 0 when libzmq itself waits (``zmq.RCVTIMEO``)
-    recv_flags = NOBLOCK
 
     def after_operation(self, record: SocketRecord) -> None:
         """Called after an operation on a socket that has waiters: wake those that may go on."""

@@ -1,4 +1,4 @@
-"""The plain flavour: block the calling thread, in libzmq's receive or in ``zmq_poll`` (level-triggered)."""
+"""The plain flavour: block the calling thread in ``zmq_poll`` (level-triggered), in slices."""
 
 from __future__ import annotations
 
@@ -19,16 +19,15 @@ _monotonic = time.monotonic
 
 
 class PlainFlavour(Flavour):
-    """Block the calling thread: in libzmq's own receive (``zmq.RCVTIMEO``), or in ``zmq_poll``.
+    """Block the calling thread in ``zmq_poll``, in slices of at most ``polling_timeout``.
 
-    A receive blocks inside libzmq, up to the call's timeout kept as the
-    socket's ``zmq.RCVTIMEO`` (set only when it changes): no ``zmq.Again``, no
-    poll round per message. Sends, REQ/REP turns and ``engage`` wait in
-    ``zmq_poll``, in slices of at most ``polling_timeout``.
+    A receive never blocks inside libzmq (``zmq.RCVTIMEO``): pyzmq restarts an
+    interrupted blocking receive with its whole timeout, so a signal handler
+    that runs more often than the timeout would make it wait for ever, while
+    ``zmq_poll`` counts down what is left.
     """
 
     name = "plain"
-    recv_flags = 0
 
     def wait(self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float) -> bool:
         """Wait up to ``seconds`` for ``record``'s socket to be ready for ``mechanism``; tell whether it is.

@@ -185,16 +185,3 @@ def closing_linger(
     except (zmq.ZMQError, AttributeError, TypeError, ValueError):  # closed behind the manager's back
         return default
     return own if own >= 0 or default is None else default
-
-
-#: the longest ``zmq.RCVTIMEO`` libzmq takes (a C int of milliseconds, about 24.8 days)
-_MAX_TIMEO_MS = 2**31 - 1
-
-
-def rcvtimeo_of(seconds: float) -> int:
-    """The ``zmq.RCVTIMEO`` for a wait of ``seconds`` (checked): whole milliseconds, rounded up, capped.
-
-    >>> rcvtimeo_of(0.0001), rcvtimeo_of(2), rcvtimeo_of(10**9)
-    (1, 2000, 2147483647)
-    """
-    return min(math.ceil(seconds * 1000.0), _MAX_TIMEO_MS)

@@ -52,9 +52,7 @@ def apply_option(record: SocketRecord, option: int, value: Any) -> None:
         record.subscriptions.discard(value)
     else:
         record.options[option] = value
-        if option == zmq.RCVTIMEO:  # what the plain flavour's receive compares with the call's timeout
-            record.rcvtimeo = value
-        elif option == zmq.MAXMSGSIZE:
+        if option == zmq.MAXMSGSIZE:
             record.max_size = value if isinstance(value, int) and value >= 0 else None
 
 

@@ -16,7 +16,6 @@ from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
     closing_linger,
-    rcvtimeo_of,
 )
 from agentzero.manager.endpoints import released_key
 from agentzero.manager.monitors import stop_monitor
@@ -66,8 +65,6 @@ class Sockets(ManagerState):
         self.max_message_size = max_message_size
         self.linger = linger
         self._waiting = waiting
-        #: 0 when libzmq itself waits for a message (the plain flavour), else NOBLOCK
-        self._recv_flags = waiting.recv_flags
         self.poller = module.Poller()
         table = self._table = SocketTable(self.poller, self._adopt)
         self._records = table.by_name
@@ -87,8 +84,6 @@ class Sockets(ManagerState):
     @timeout.setter
     def timeout(self, seconds: float) -> None:
         self._timeout = check_seconds("timeout", seconds)
-        #: the RCVTIMEO of a plain receive without a timeout of its own (kept in step with ``timeout``)
-        self._default_rcvtimeo = rcvtimeo_of(self._timeout)
 
     def create(self, name: str, socket_type: int) -> zmq.Socket[Any]:
         """Create a named socket by type.

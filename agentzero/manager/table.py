@@ -45,7 +45,6 @@ class SocketRecord:
         "fd",
         "waiters",
         "watcher",
-        "rcvtimeo",
         "monitor",
     )
 
@@ -68,8 +67,6 @@ class SocketRecord:
         self.fd = fileno(socket)
         self.waiters: list[Any] = []
         self.watcher: Any = None
-        #: the ``zmq.RCVTIMEO`` the plain flavour last gave the socket (``None``: not yet)
-        self.rcvtimeo: int | None = None
         #: its :class:`~agentzero.manager.monitors.PeerMonitor`, once one was started
         self.monitor: Any = None
 

@@ -19,12 +19,10 @@ from typing import Any, Callable, Generator, TypeVar
 import zmq
 
 from agentzero.manager.backend import (
-    EAGAIN,
     NOBLOCK,
     NOT_READY_ERRNOS,
     POLLIN,
     POLLOUT,
-    RCVTIMEO,
     SNDMORE,
     raw_recv,
     raw_send,
@@ -33,7 +31,6 @@ from agentzero.manager.checks import (
     check_mechanism,
     check_milliseconds,
     check_seconds,
-    rcvtimeo_of,
     refused_by_router,
     translate,
     wait_arguments,
@@ -210,38 +207,17 @@ class Waits(Sockets):
             record = self.get_record(name)
         if record.routing and taking.__name__ in self._one_frame_takers:  # before a frame is taken
             raise refused_by_router(record, self._one_frame_takers[taking.__name__])
-        flags = self._recv_flags
-        if not flags:  # libzmq itself waits, up to the socket's RCVTIMEO: the call's timeout
-            wanted = (
-                self._default_rcvtimeo if timeout is None else rcvtimeo_of(check_seconds("timeout", timeout))
-            )
-            if record.rcvtimeo != wanted:
-                self._set_rcvtimeo(record, wanted)
-            if polling_timeout is not None:  # no poll here, but the argument is checked all the same
-                check_milliseconds("polling_timeout", polling_timeout, positive=True)
-        elif timeout is not None:
+        if timeout is not None:
             check_seconds("timeout", timeout)
         try:
             try:
-                first = raw_recv(record.socket, flags)
+                first = raw_recv(record.socket, NOBLOCK)
             except _ZMQError as exc:
-                if exc.errno == EAGAIN and not flags:
-                    return None  # libzmq waited the whole timeout
                 return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, taking))
             return taking(record, first)
         except BaseException:
             discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
             raise
-
-    def _set_rcvtimeo(self, record: SocketRecord, milliseconds: int) -> None:
-        """Give the socket the RCVTIMEO a blocking receive waits for (the plain flavour)."""
-        try:
-            record.socket.setsockopt(RCVTIMEO, milliseconds)
-        except _ZMQError as exc:
-            raise translate(record, exc, sending=False) from None
-        record.rcvtimeo = milliseconds
-
-    # -- the steps of the calls that must wait ---------------------------------------------------
 
     def _ready_steps(
         self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
