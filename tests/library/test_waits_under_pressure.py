@@ -1,4 +1,4 @@
-"""Review 4: how long the waiting calls wait, and what they let run meanwhile.
+"""How long the waiting calls wait, and what they let run meanwhile.
 
 * A ROUTER's ``POLLOUT`` means "some peer has room", not "the peer this reply
   goes to has room": a reply to a peer whose queue is full was retried in a

@@ -1,4 +1,4 @@
-"""Review 4: ``wait_for_subscribers`` promises that what is published next reaches ``count`` subscribers."""
+"""``wait_for_subscribers`` counts subscriptions: what it cannot tell apart (a known limit, an xfail)."""
 
 from __future__ import annotations
 
