@@ -255,7 +255,7 @@ def check_received_msgpack(value: Any) -> None:
 def _received_leaf(value: Any) -> None:
     if isinstance(value, _Timestamp):
         raise ValueError("Timestamp is not plain data")
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, memoryview)):  # memoryview: a buffer received out of band
         return None
     raise TypeError(type(value).__name__)
 

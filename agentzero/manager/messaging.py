@@ -39,13 +39,13 @@ from agentzero.manager.backend import (
     raw_recv,
     raw_send,
 )
+from agentzero.manager.buffers import Buffers
 from agentzero.manager.checks import (
     check_milliseconds,
     check_seconds,
     translate,
 )
 from agentzero.manager.frames import deserialization_error, read_rest_of_message
-from agentzero.manager.multipart import Multipart
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL, Pending, Steps
 
@@ -76,7 +76,7 @@ class Event(NamedTuple):
     data: Any
 
 
-class Messaging(Multipart):
+class Messaging(Buffers):
     """The ``*_safe`` calls and :meth:`subscribe`, for every flavour (see the module's text)."""
 
     def send_safe(
@@ -119,7 +119,9 @@ class Messaging(Multipart):
             record = self.get_record(name)
         if timeout is not None:
             check_seconds("timeout", timeout)
-        frame = self._pack(data)
+        frame: Any = self._pack(data)
+        if frame.__class__ is list:  # the serializer's document and large buffers
+            return self._send_several(record, (), frame, timeout, polling_timeout)
         try:
             raw_send(record.socket, frame, NOBLOCK)
         except _ZMQError as exc:
@@ -165,6 +167,8 @@ class Messaging(Multipart):
     def _one_frame(self, record: SocketRecord, payload: bytes) -> Any:
         """The rest of :meth:`recv_safe` once the first frame, ``payload``, is read (see :meth:`_taking`)."""
         if raw_get(record.socket, RCVMORE):
+            if self._unpack_frames is not None:  # a serializer that reads several frames (MSGPACK's buffers)
+                return self._several_frames(record, [payload], 0)
             frames = self._rest_of_message(record, payload)
             raise DeserializationError(frames, f"expected 1 frame, got {len(frames)} or more", record.name)
         if record.waiters:
@@ -220,6 +224,8 @@ class Messaging(Multipart):
             when the socket is closed while waiting.
         """
         record, frames = self._event_frames(name, topic, data, timeout)
+        if frames[1].__class__ is list:  # the serializer's document and large buffers
+            return self._send_several(record, frames[:1], frames[1], timeout, polling_timeout)
         try:
             raw_send(record.socket, frames[0], NOBLOCK | SNDMORE)
         except _ZMQError as exc:
@@ -288,6 +294,10 @@ class Messaging(Multipart):
         if raw_get(socket, RCVMORE):
             second = raw_recv(socket, NOBLOCK)
             if raw_get(socket, RCVMORE):
+                if (
+                    self._unpack_frames is not None
+                ):  # a serializer that reads several frames (MSGPACK's buffers)
+                    return Event(first, self._several_frames(record, [first, second], 1))
                 frames = self._rest_of_message(record, first, second)
                 raise DeserializationError(
                     frames, f"expected 2 frames [topic, data], got {len(frames)}", name
@@ -398,7 +408,7 @@ class Messaging(Multipart):
 
     def _event_frames(
         self, name: Any, topic: str | bytes, data: Any, timeout: float | None
-    ) -> tuple[SocketRecord, tuple[bytes, bytes]]:
+    ) -> tuple[SocketRecord, tuple[bytes, Any]]:
         """Check ``publish_safe``'s arguments; return the socket's record and the frames to send."""
         try:
             record = self._records[name]
@@ -418,6 +428,8 @@ class Messaging(Multipart):
     def _publish_now(self, name: Any, topic: str | bytes, data: Any) -> bool:
         """Publish if the socket takes the event at once; ``False`` if it would have to wait."""
         record, frames = self._event_frames(name, topic, data, None)
+        if frames[1].__class__ is list:  # the serializer's document and large buffers
+            return self._send_several_now(record, frames[:1], frames[1])
         try:
             raw_send(record.socket, frames[0], NOBLOCK | SNDMORE)
         except _ZMQError as exc:

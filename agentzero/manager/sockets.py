@@ -20,7 +20,7 @@ from agentzero.manager.checks import (
     closing_linger,
 )
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
-from agentzero.serializers import JSON, frame_packer, frame_unpacker
+from agentzero.serializers import JSON, frame_unpacker, frames_unpacker, message_packer
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
@@ -76,8 +76,9 @@ class Sockets(ManagerState):
         self.zmq = module
         self.context = context
         self.serialization_backend = backend
-        self._pack = frame_packer(backend)
+        self._pack = message_packer(backend)
         self._unpack = frame_unpacker(backend)
+        self._unpack_frames = frames_unpacker(backend)
         self.max_message_size = max_message_size
         self.linger = linger
         self._waiting = waiting
