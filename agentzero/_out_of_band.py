@@ -8,8 +8,9 @@ frame that carries it (a 4-byte big-endian unsigned integer, 1 for the first
 buffer); frames 1..N are the buffers, in the order of their references. A
 message of one frame is an ordinary msgpack payload.
 
-Only a packed document of at least :data:`OUT_OF_BAND_SIZE` bytes can hold
-such a buffer, so an ordinary payload costs one length comparison.
+The sending checks of :mod:`agentzero._serializer_checks` find such buffers
+while they check the value (an ordinary payload pays nothing more), so a
+large buffer is never copied into a document.
 """
 
 from __future__ import annotations
@@ -38,18 +39,16 @@ def blob_size(value: Any) -> int:
     return 0
 
 
-def pack_out_of_band(data: Any, packed: bytes) -> bytes | list[Any]:
-    """``[document, *buffers]`` for ``data`` (``packed`` as msgpack), or ``packed`` without large buffers.
+def pack_out_of_band(data: Any) -> list[Any]:
+    """``[document, *buffers]`` for ``data``: its large buffers taken out, as they are (not copied).
 
-    Call it only on a value that msgpack packed and the sending checks
-    accepted (so it is at most ``MAX_DEPTH`` levels deep and holds no
-    extension type of its own). Containers are copied only where a buffer was
+    Call it only on a value the sending checks accepted (so it is at most
+    ``MAX_DEPTH`` levels deep and holds no extension type of its own). Containers are copied only where a
+    buffer was
     taken out; the buffers themselves are never copied.
     """
     buffers: list[Any] = []
     document = _take_buffers(data, buffers)
-    if not buffers:
-        return packed
     return [_Packer(use_bin_type=True).pack(document), *buffers]
 
 

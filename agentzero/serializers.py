@@ -367,20 +367,15 @@ class MSGPACK(BaseSerializer):
     def pack_message(self, data: Any) -> bytes | list[Any]:
         """:meth:`pack_bytes`, or the frames of :meth:`pack_frames` when ``data`` holds a large buffer.
 
-        The manager's packer: only a packed result of at least
-        :data:`OUT_OF_BAND_SIZE` bytes can hold such a buffer, so an ordinary
-        value costs one comparison more than :meth:`pack`.
+        The manager's packer. The checks :meth:`pack` makes anyway find the
+        large buffers, first, so that they are never copied into a document.
         """
         try:
-            packed: bytes = _Packer(use_bin_type=True, buf_size=_PACKER_BUFFER).pack(data)
-            check_msgpack_data(data)
+            if not check_msgpack_data(data):  # no large buffer: the one frame pack() makes
+                packed: bytes = _Packer(use_bin_type=True, buf_size=_PACKER_BUFFER).pack(data)
+                return packed
+            return pack_out_of_band(data)
         except Exception as exc:  # a dict subclass's own items() may raise anything
-            raise SerializationError(self, data, exc) from exc
-        if len(packed) < OUT_OF_BAND_SIZE:
-            return packed
-        try:
-            return pack_out_of_band(data, packed)
-        except Exception as exc:
             raise SerializationError(self, data, exc) from exc
 
     def pack_frames(self, data: Any) -> list[Any]:

@@ -20,6 +20,7 @@ is raised where the program is, as an ordinary ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import os
 import sys
@@ -37,6 +38,8 @@ from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Steps
 from agentzero.patching import original
 
+#: how often, in seconds, the releasing thread frees what it was handed while there is any
+_PERIOD = 0.005
 #: frames smaller than this are received as ``bytes`` (a copy costs less than a view's bookkeeping)
 _VIEW_SIZE = 4096
 #: how many frames of a refused message :class:`MessageTooLarge` keeps in ``raw``
@@ -57,55 +60,86 @@ class _Release(weakref.ref):  # type: ignore[type-arg]
 class _Releaser:
     """The thread that frees agentzero's ``zmq.Frame`` objects, so that none is freed in the main thread.
 
-    Whoever drops the last reference to an object frees it: the thread waits
-    until it holds the only references to a Frame (the caller may still hold
-    one for a moment after handing it over) before it drops its own.
+    What is handed over is appended to ``pending`` (by a C function: no Python
+    code runs), and the thread takes it every :data:`_PERIOD` seconds while
+    there is work, so a message costs no thread switch. With nothing pending,
+    kept or watched, it waits until woken. Whoever drops the last reference to
+    an object frees it: a Frame the caller still holds for a moment after
+    handing it over is kept until the thread holds the only reference.
     """
 
     def __init__(self) -> None:
-        self.queue = original("_queue", "SimpleQueue")()
+        self.pending: collections.deque[Any] = collections.deque()
         self.live: dict[int, Any] = {}  # by id: a weak reference hashes as its referent
+        self.wake = original("_queue", "SimpleQueue")()
+        self.asleep = True
         self.started = False
 
     def put(self, item: Any) -> None:
-        """Free ``item`` (a Frame, or a list of them) in the thread."""
-        if not self.started:
-            self.started = True
-            original("_thread", "start_new_thread")(self._run, ())
-        self.queue.put(item)
+        """Free ``item`` (any object, or a list of them) in the thread."""
+        self.pending.append(item)
+        if self.asleep:
+            self._wake()
 
     def watch(self, owner: Any, frame: Any) -> None:
         """Free ``frame`` in the thread once ``owner`` is gone."""
-        if not self.started:
-            self.put([])
-        release = _Release(owner, self.queue.put)
+        release = _Release(owner, self.pending.append)
         release.frame = frame
         self.live[id(release)] = release
+        if self.asleep:
+            self._wake()
+
+    def _wake(self) -> None:
+        self.asleep = False
+        if not self.started:
+            self.started = True
+            original("_thread", "start_new_thread")(self._run, ())
+        else:
+            self.wake.put(None)
 
     def _run(self) -> None:
-        get = self.queue.get
-        live = self.live
-        sleep = original("time", "sleep")
+        pending, live, sleep = self.pending, self.live, original("time", "sleep")
+        kept: list[Any] = []
         while True:
-            item = get()
-            if item.__class__ is _Release:
-                live.pop(id(item), None)
-                frames = [item.frame]
-                item.frame = None
-            else:
-                frames = item if item.__class__ is list else [item]
-            del item
-            while _held_elsewhere(frames):
-                sleep(0.001)
-            del frames  # the Frames are freed here, where no signal handler runs
+            while pending:
+                item = pending.popleft()
+                if item.__class__ is _Release:
+                    live.pop(id(item), None)
+                    kept.append(item.frame)
+                    item.frame = None
+                elif item.__class__ is list:
+                    kept.extend(item)
+                else:
+                    kept.append(item)
+                del item
+            kept = _held_elsewhere(kept)  # the others are freed here
+            if kept or live:
+                sleep(_PERIOD)
+                continue
+            self.asleep = True
+            if not pending:
+                self.wake.get()
+            self.asleep = False
 
 
-def _held_elsewhere(frames: list[Any]) -> bool:
-    """Whether someone else than the releasing thread still holds one of ``frames``."""
-    for frame in frames:
-        if sys.getrefcount(frame) > 3:  # ``frames``, ``frame`` and getrefcount's own argument
-            return True
-    return False
+def _held_elsewhere(items: list[Any]) -> list[Any]:
+    """Those of ``items`` that someone else than the releasing thread still holds."""
+    held = []
+    for item in items:
+        if getrefcount(item) > _ALONE:
+            held.append(item)
+    return held
+
+
+def _alone() -> int:
+    """What ``getrefcount`` says, in :func:`_held_elsewhere`'s loop, of an item no one else holds."""
+    for item in [object()]:
+        return getrefcount(item)
+    raise AssertionError("unreachable")
+
+
+getrefcount = sys.getrefcount
+_ALONE = _alone()
 
 
 _releaser = _Releaser()

@@ -8,6 +8,9 @@ bounded by ``max_message_size``; JSON keeps one frame.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import msgpack
 import pytest
 import zmq
@@ -15,6 +18,7 @@ import zmq
 from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
+from agentzero.manager.buffers import _releaser
 from agentzero.serializers import JSON, MSGPACK, OUT_OF_BAND_SIZE
 from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
@@ -206,3 +210,45 @@ def test_the_serializer_packs_and_unpacks_the_frames_itself():
     assert serializer.unpack(serializer.pack(value))["blob"] == BIG  # pack itself keeps one frame
     with pytest.raises(DeserializationError, match="expected 1 frame, got 2"):
         JSON().unpack_frames([b"{}", b"{}"])
+
+
+class _Probe:
+    """Records the thread that frees it."""
+
+    def __init__(self, freed: queue.Queue) -> None:
+        self.freed = freed
+
+    def __del__(self) -> None:
+        self.freed.put(threading.get_ident())
+
+
+def test_the_releasing_thread_frees_what_it_is_handed_once_no_one_else_holds_it():
+    # a zmq.Frame freed in the main thread may swallow a Ctrl-C (see agentzero.manager.buffers)
+    freed: queue.Queue = queue.Queue()
+    probe = _Probe(freed)
+    _releaser.put([probe])
+    with pytest.raises(queue.Empty):
+        freed.get(timeout=0.1)  # still held here: not freed
+    del probe
+    assert freed.get(timeout=5) != threading.get_ident()
+    owner = _Probe(queue.Queue())  # anything that takes a weak reference
+    _releaser.watch(owner, _Probe(freed))
+    with pytest.raises(queue.Empty):
+        freed.get(timeout=0.1)
+    del owner
+    assert freed.get(timeout=5) != threading.get_ident()
+
+
+def test_a_received_buffer_keeps_its_memory_until_the_view_is_dropped(pipe):
+    assert pipe.send_safe("out", {"blob": BIG})
+    view = pipe.recv_safe("in")["blob"]
+    for _ in range(3):
+        assert pipe.send_safe("out", {"blob": b"\xff" * len(BIG)})
+        assert bytes(pipe.recv_safe("in")["blob"]) == b"\xff" * len(BIG)
+    assert view.obj is not None and bytes(view) == BIG  # its memory was not reused meanwhile
+
+
+def test_the_console_shows_a_large_buffer_as_its_bytes():
+    from agentzero.cli.tail import render
+
+    assert render({"blob": memoryview(b"\x00\xff")}) == render({"blob": b"\x00\xff"})
