@@ -202,6 +202,9 @@ class JSON(BaseSerializer):
     ``Infinity`` and lone surrogates are refused when received, with
     :class:`DeserializationError`, and so is nesting deeper than :data:`MAX_DEPTH`.
 
+    JSON has no binary type: send binary payloads with :class:`MSGPACK`,
+    which also sends large buffers without a copy (``docs/payloads.rst``).
+
     Parameters
     ----------
     strict : bool, optional

@@ -1,4 +1,4 @@
-"""Large binary payloads between two processes: agentzero's MSGPACK beside raw pyzmq ``copy=False``, in one run.
+"""Large binary payloads between two processes: agentzero's MSGPACK beside raw pyzmq ``copy=False``.
 
 Run: ``python benchmarks/bench_payloads.py [--repeats R] [--smoke]``
 
