@@ -23,15 +23,30 @@ from __future__ import annotations
 import collections
 import ctypes
 import os
+import signal
 import sys
+import threading
+import time
 import weakref
-from typing import Any, Callable, Sequence
+from itertools import islice, repeat
+from operator import length_hint
+from typing import Any, Callable, Sequence, TypeVar
 
 import zmq
+import zmq.utils.garbage
 
 from agentzero.errors import MessageTooLarge
-from agentzero.manager.backend import NOBLOCK, NOT_READY_ERRNOS, RCVMORE, SNDMORE, raw_get, raw_recv, raw_send
-from agentzero.manager.checks import translate
+from agentzero.manager.backend import (
+    NOBLOCK,
+    NOT_READY_ERRNOS,
+    POLLOUT,
+    RCVMORE,
+    SNDMORE,
+    raw_get,
+    raw_recv,
+    raw_send,
+)
+from agentzero.manager.checks import translate, wait_arguments
 from agentzero.manager.frames import deserialization_error
 from agentzero.manager.multipart import MAX_FRAMES, Multipart
 from agentzero.manager.table import SocketRecord
@@ -45,7 +60,19 @@ _VIEW_SIZE = 4096
 #: how many frames of a refused message :class:`MessageTooLarge` keeps in ``raw``
 _RAW_FRAMES_KEPT = 16
 
+#: how many times :func:`send_whole` goes on after an interruption between two frames
+_RESUMPTIONS = 8
+
 _ZMQError = zmq.ZMQError
+_T = TypeVar("_T")
+_MAIN_THREAD = threading.main_thread().ident
+_SIGINT = signal.SIGINT
+_set_handler = original("signal", "signal")
+#: pyzmq's zero-copy garbage collector (a thread that drops the buffers libzmq is done with)
+_pyzmq_gc = zmq.utils.garbage.gc
+_pyzmq_gc_lock = threading.Lock()
+_monotonic = time.monotonic
+_consume = collections.deque
 _Frame = zmq.Frame
 _c_char = ctypes.c_char
 
@@ -90,12 +117,12 @@ class _Releaser:
             self._wake()
 
     def _wake(self) -> None:
-        self.asleep = False
         if not self.started:
             self.started = True
-            original("_thread", "start_new_thread")(self._run, ())
+            unsignalled(original("_thread", "start_new_thread"), self._run, ())
         else:
             self.wake.put(None)
+        self.asleep = False
 
     def _run(self) -> None:
         pending, live, sleep = self.pending, self.live, original("time", "sleep")
@@ -120,6 +147,35 @@ class _Releaser:
             if not pending:
                 self.wake.get()
             self.asleep = False
+
+
+def unsignalled(start: Callable[..., Any], *arguments: Any) -> Any:
+    """Call ``start`` (which starts a thread) with every signal blocked, so the thread never receives one.
+
+    A thread inherits its signal mask. A process-directed signal (Ctrl-C's
+    SIGINT) goes to any thread that does not block it; Python handles it in
+    the main thread anyway, but a blocking call in the thread it landed on
+    fails with ``EINTR``: pyzmq's zero-copy garbage-collection thread dies of
+    it, and every zero-copy send of the process after it. libzmq's own threads
+    block every signal the same way.
+    """
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # Windows: no signal masks, and no such signals
+        return start(*arguments)
+    previous = block(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        return start(*arguments)
+    finally:
+        block(signal.SIG_SETMASK, previous)
+
+
+def _zero_copy_frame(buffer: Any) -> Any:
+    """``zmq.Frame(buffer, copy=False)``, pyzmq's garbage-collection thread started first, unsignalled."""
+    if not _pyzmq_gc.is_alive():
+        with _pyzmq_gc_lock:
+            if not _pyzmq_gc.is_alive():
+                unsignalled(_pyzmq_gc.start)
+    return _Frame(buffer, copy=False)
 
 
 def _held_elsewhere(items: list[Any]) -> list[Any]:
@@ -183,22 +239,14 @@ class Buffers(Multipart):
         polling_timeout: float | None,
     ) -> bool:
         """Send ``head`` (a topic, or nothing), then ``packed``: a document, and buffers not copied."""
-        frames: list[Any] = [*head, packed[0], *(_Frame(buffer, copy=False) for buffer in packed[1:])]
+        frames: list[Any] = guarded(_message_frames, head, packed)
         try:
-            raw_send(record.socket, frames[0], NOBLOCK | SNDMORE)
-        except _ZMQError as exc:
-            steps = self._send_steps(record, frames, exc, timeout, polling_timeout)  # type: ignore[arg-type]
-            return self._finish(self._releasing(steps, frames))
+            sent = guarded(send_whole, record, frames)
         except BaseException:
             _release(frames)
             raise
-        try:
-            rest = self._send_rest(record, frames, 1)  # type: ignore[arg-type]
-        except BaseException:
-            _release(frames)
-            raise
-        if rest is not None:
-            return self._finish(self._releasing(rest, frames))
+        if not sent:
+            return self._finish(self._several_steps(record, frames, timeout, polling_timeout))
         _release(frames)
         if record.waiters:
             self._waiting.after_operation(record)
@@ -206,28 +254,36 @@ class Buffers(Multipart):
 
     def _send_several_now(self, record: SocketRecord, head: tuple[bytes, ...], packed: list[Any]) -> bool:
         """Send as :meth:`_send_several` if the socket takes it at once; else ``False``."""
+        frames: list[Any] = guarded(_message_frames, head, packed)
         try:
-            raw_send(record.socket, head[0] if head else packed[0], NOBLOCK | SNDMORE)
-        except _ZMQError as exc:
-            if exc.errno in NOT_READY_ERRNOS:
-                return False
-            raise translate(record, exc, True) from None
-        frames: list[Any] = [*head, packed[0], *(_Frame(buffer, copy=False) for buffer in packed[1:])]
-        try:
-            rest = self._send_rest(record, frames, 1)  # type: ignore[arg-type]
-            if rest is not None:
-                return bool(self._finish(self._releasing(rest, frames)))
+            return bool(guarded(send_whole, record, frames))
         finally:
             _release(frames)
-        return True
 
-    def _releasing(self, steps: Steps[bool], frames: list[Any]) -> Steps[bool]:
+    def _several_steps(
+        self, record: SocketRecord, frames: list[Any], timeout: float | None, polling_timeout: float | None
+    ) -> Steps[bool]:
+        """Wait until the socket takes the message, then send it whole; ``False`` on time-out."""
         try:
-            return (yield from steps)
+            seconds, slice_ms = wait_arguments(self, timeout, polling_timeout)
+            deadline = _monotonic() + seconds
+            wait = self._waiting.wait
+            while True:
+                remaining = deadline - _monotonic()
+                if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
+                    return False
+                if guarded(send_whole, record, frames):
+                    if record.waiters:
+                        self._waiting.after_operation(record)
+                    return True
         finally:
             _release(frames)
 
     def _several_frames(self, record: SocketRecord, head: list[bytes], keep: int) -> Any:
+        """:meth:`_read_several`, a Ctrl-C that pyzmq would drop raised again (see :func:`guarded`)."""
+        return guarded(self._read_several, record, head, keep)
+
+    def _read_several(self, record: SocketRecord, head: list[bytes], keep: int) -> Any:
         """Read the rest of a message whose first frames are ``head``; unpack ``head[keep:]`` and the rest.
 
         The rest is read with ``copy=False`` (see the module's text); the
@@ -260,6 +316,92 @@ class Buffers(Multipart):
             return self._unpack_frames(frames[keep:])
         except Exception as exc:
             raise deserialization_error(frames[keep:], exc, record.name) from exc
+
+
+def guarded(call: Callable[..., _T], *arguments: Any) -> _T:
+    """``call(*arguments)`` with Ctrl-C held back until it returns, then raised as an ordinary exception.
+
+    pyzmq frees a ``zmq.Frame`` of its own inside every send of one (and in a
+    receive that fails), and a Frame that is freed runs the signal handlers
+    where an exception can only be printed and dropped; its zero-copy
+    garbage collector is Python code that a ``KeyboardInterrupt`` leaves
+    broken (on Python 3.11, ``Thread.is_alive()`` interrupted marks the
+    thread dead). So, in the main thread, SIGINT's handler is replaced while
+    ``call`` runs by one that only notes the signal, and the handler it
+    replaced is run with it once ``call`` is over: the message is whole, and
+    the ``KeyboardInterrupt`` is raised here. ``call`` never waits.
+    """
+    if threading.get_ident() != _MAIN_THREAD:  # signal handlers run in the main thread only
+        return call(*arguments)
+    received: list[Any] = []
+    try:
+        previous = _set_handler(_SIGINT, lambda number, frame: received.append(frame))
+    except (ValueError, OSError):  # no SIGINT to hold back here
+        return call(*arguments)
+    try:
+        result = call(*arguments)
+    finally:
+        _set_handler(_SIGINT, previous)
+        if received:
+            _deliver(previous, received[0])
+    return result
+
+
+def _deliver(handler: Any, frame: Any) -> None:
+    """Run ``handler`` (SIGINT's, which :func:`guarded` held back) as the signal would have."""
+    if callable(handler):
+        handler(_SIGINT, frame)  # Python's own raises KeyboardInterrupt
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), _SIGINT)
+
+
+def _message_frames(head: tuple[bytes, ...], packed: list[Any]) -> list[Any]:
+    """``head``, the document, then each buffer as a ``zmq.Frame`` that does not copy it."""
+    return [*head, packed[0], *(_zero_copy_frame(buffer) for buffer in packed[1:])]
+
+
+def send_whole(record: SocketRecord, frames: list[Any]) -> bool:
+    """Send ``frames`` as one message if the socket takes its first frame now; else ``False``, nothing sent.
+
+    A message is never cut short: an exception raised between two frames (a
+    Ctrl-C, which pyzmq raises once a frame is sent) is raised again only
+    once every frame was sent, so the next message cannot be glued to the
+    head of this one. The frames are handed to libzmq by C code (``map``
+    over the backend's ``send``), so ``pending`` always tells which were: one
+    that raised after it was handed over was sent (libzmq takes every frame
+    of a message once it took the first), except a first frame refused with
+    ``EAGAIN`` or ``EFSM``.
+    """
+    socket = record.socket
+    last = len(frames) - 1
+    pending = iter(frames)
+    flags = iter([NOBLOCK | SNDMORE] * last + [NOBLOCK])
+    interruption: BaseException | None = None
+    for _ in range(_RESUMPTIONS):  # each pass goes on where the last was interrupted
+        try:
+            while length_hint(pending):
+                try:
+                    _consume(map(raw_send, repeat(socket), pending, flags), maxlen=0)
+                except _ZMQError as exc:
+                    taken = len(frames) - length_hint(pending) - 1  # the frame that raised was not taken
+                    if exc.errno not in NOT_READY_ERRNOS:
+                        raise translate(record, exc, True) from None
+                    if taken == 0:  # the socket did not take the message: nothing was sent
+                        if interruption is not None:
+                            raise interruption from None
+                        return False
+                    pending = iter(frames)  # no list of its own: the Frames stay in ``frames`` only
+                    _consume(islice(pending, taken), maxlen=0)
+                    flags = iter([NOBLOCK | SNDMORE] * (last - taken) + [NOBLOCK])
+            break
+        except _ZMQError:
+            raise
+        except BaseException as exc:  # after a frame was handed over: the message is finished first
+            if interruption is None:
+                interruption = exc
+    if interruption is not None:
+        raise interruption
+    return True
 
 
 def _release(frames: Sequence[Any]) -> None:
