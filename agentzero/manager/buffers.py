@@ -20,6 +20,7 @@ is raised where the program is, as an ordinary ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
 import os
@@ -67,7 +68,7 @@ _ZMQError = zmq.ZMQError
 _T = TypeVar("_T")
 _MAIN_THREAD = threading.main_thread().ident
 _SIGINT = signal.SIGINT
-_set_handler = original("signal", "signal")
+_set_handler = original("_signal", "signal")  # signal.signal without its enum conversion (10x dearer)
 #: pyzmq's zero-copy garbage collector (a thread that drops the buffers libzmq is done with)
 _pyzmq_gc = zmq.utils.garbage.gc
 _pyzmq_gc_lock = threading.Lock()
@@ -101,6 +102,9 @@ class _Releaser:
         self.wake = original("_queue", "SimpleQueue")()
         self.asleep = True
         self.started = False
+        self.stopping = False
+        self.stopped = original("_thread", "allocate_lock")()
+        self.stopped.acquire()
 
     def put(self, item: Any) -> None:
         """Free ``item`` (any object, or a list of them) in the thread."""
@@ -140,6 +144,9 @@ class _Releaser:
                     kept.append(item)
                 del item
             kept = _held_elsewhere(kept)  # the others are freed here
+            if self.stopping and not (kept or pending):
+                self.stopped.release()
+                return
             if kept or live:
                 sleep(_PERIOD)
                 continue
@@ -201,6 +208,16 @@ _ALONE = _alone()
 _releaser = _Releaser()
 
 
+@atexit.register  # before pyzmq's garbage collector stops (atexit runs the last registered first)
+def _stop_releasing() -> None:
+    """Free what the thread holds before the interpreter (and pyzmq's garbage collector) goes away."""
+    releaser = _releaser
+    if releaser.started:
+        releaser.stopping = True
+        releaser.wake.put(None)
+        releaser.stopped.acquire(timeout=2)
+
+
 def _after_fork() -> None:  # the thread is not in the child; its Frames belong to the parent's context
     global _releaser
     _releaser = _Releaser()
@@ -239,9 +256,9 @@ class Buffers(Multipart):
         polling_timeout: float | None,
     ) -> bool:
         """Send ``head`` (a topic, or nothing), then ``packed``: a document, and buffers not copied."""
-        frames: list[Any] = guarded(_message_frames, head, packed)
+        frames: list[Any] = [*head, packed[0], *packed[1:]]  # the buffers become Frames in send_whole
         try:
-            sent = guarded(send_whole, record, frames)
+            sent = guarded(send_whole, record, frames, len(head) + 1)
         except BaseException:
             _release(frames)
             raise
@@ -254,9 +271,9 @@ class Buffers(Multipart):
 
     def _send_several_now(self, record: SocketRecord, head: tuple[bytes, ...], packed: list[Any]) -> bool:
         """Send as :meth:`_send_several` if the socket takes it at once; else ``False``."""
-        frames: list[Any] = guarded(_message_frames, head, packed)
+        frames: list[Any] = [*head, packed[0], *packed[1:]]
         try:
-            return bool(guarded(send_whole, record, frames))
+            return bool(guarded(send_whole, record, frames, len(head) + 1))
         finally:
             _release(frames)
 
@@ -272,7 +289,7 @@ class Buffers(Multipart):
                 remaining = deadline - _monotonic()
                 if remaining < 0 or not (yield wait, record, POLLOUT, remaining, slice_ms):
                     return False
-                if guarded(send_whole, record, frames):
+                if guarded(send_whole, record, frames, len(frames)):  # the Frames are made
                     if record.waiters:
                         self._waiting.after_operation(record)
                     return True
@@ -355,13 +372,11 @@ def _deliver(handler: Any, frame: Any) -> None:
         os.kill(os.getpid(), _SIGINT)
 
 
-def _message_frames(head: tuple[bytes, ...], packed: list[Any]) -> list[Any]:
-    """``head``, the document, then each buffer as a ``zmq.Frame`` that does not copy it."""
-    return [*head, packed[0], *(_zero_copy_frame(buffer) for buffer in packed[1:])]
-
-
-def send_whole(record: SocketRecord, frames: list[Any]) -> bool:
+def send_whole(record: SocketRecord, frames: list[Any], buffers: int) -> bool:
     """Send ``frames`` as one message if the socket takes its first frame now; else ``False``, nothing sent.
+
+    ``frames[buffers:]`` are sent without a copy (each becomes a ``zmq.Frame``
+    in ``frames``, once, to be released with :func:`_release`).
 
     A message is never cut short: an exception raised between two frames (a
     Ctrl-C, which pyzmq raises once a frame is sent) is raised again only
@@ -374,6 +389,9 @@ def send_whole(record: SocketRecord, frames: list[Any]) -> bool:
     """
     socket = record.socket
     last = len(frames) - 1
+    for index in range(buffers, last + 1):
+        if not isinstance(frames[index], _Frame):
+            frames[index] = _zero_copy_frame(frames[index])
     pending = iter(frames)
     flags = iter([NOBLOCK | SNDMORE] * last + [NOBLOCK])
     interruption: BaseException | None = None
