@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import msgpack
 
+from agentzero._out_of_band import OUT_OF_BAND_SIZE, blob_size
+
 
 def _hold_signals() -> Any:
     """Block, in this thread, the signals that have a Python handler; return the mask to restore.
@@ -255,33 +257,37 @@ def check_received_msgpack(value: Any) -> None:
 def _received_leaf(value: Any) -> None:
     if isinstance(value, _Timestamp):
         raise ValueError("Timestamp is not plain data")
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, memoryview)):  # memoryview: a buffer received out of band
         return None
     raise TypeError(type(value).__name__)
 
 
-def check_msgpack_data(value: Any) -> None:
+def check_msgpack_data(value: Any) -> bool:
     """Raise ``ValueError`` when receivers would refuse what msgpack packed from ``value``.
 
     They refuse map keys other than text and bytes, extension types
     (:class:`msgpack.ExtType`, :class:`msgpack.Timestamp`) and nesting deeper
     than :data:`MAX_DEPTH`. orjson checks all three at C speed; only a value
-    it objects to (bytes keys, a named tuple, a float subclass...) is walked here.
+    it objects to (bytes keys, a named tuple, a float subclass, a buffer of
+    ``OUT_OF_BAND_SIZE`` bytes or more...) is walked here. Return whether
+    ``value`` holds such a large buffer.
     """
     try:
         orjson_dumps(value, default=_sent_leaf)
     except TypeError as exc:
         reraise_interruption(exc)
-        _walk_msgpack_data(value)
+        return _walk_msgpack_data(value)
+    return False
 
 
 def _sent_leaf(value: Any) -> None:
-    if isinstance(value, _BLOBS):
+    if isinstance(value, _BLOBS) and blob_size(value) < OUT_OF_BAND_SIZE:
         return None
-    raise TypeError(type(value).__name__)  # not for orjson: the walk decides
+    raise TypeError(type(value).__name__)  # not for orjson: the walk decides (and finds large buffers)
 
 
-def _walk_msgpack_data(value: Any) -> None:
+def _walk_msgpack_data(value: Any) -> bool:
+    large = False
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
@@ -299,10 +305,12 @@ def _walk_msgpack_data(value: Any) -> None:
         elif isinstance(item, (list, tuple)):
             children = item
         else:
+            large = large or blob_size(item) >= OUT_OF_BAND_SIZE
             continue
         if depth > MAX_DEPTH:
             raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
         pending.extend((child, depth + 1) for child in children)
+    return large
 
 
 # -- shared ------------------------------------------------------------------------------------

@@ -24,19 +24,25 @@ cannot carry as its ``str()`` (and ``NaN`` as ``null``), as agentzero 0.4.6
 did; ``JSON(strict=True)`` refuses it too. Any exception raised while one of
 them packs a value (by the value's own ``__str__``, say) is a ``SerializationError``.
 
+``MSGPACK`` sends every ``bytes``, ``bytearray`` or ``memoryview`` of at
+least :data:`OUT_OF_BAND_SIZE` bytes (64 KiB) as a frame of its own, without
+copying it (see :meth:`MSGPACK.pack_frames` and ``docs/payloads.rst``).
+
 A serializer of your own subclasses :class:`BaseSerializer` and implements
-``pack`` and ``unpack``; overriding ``pack_bytes`` is an optional speed-up.
+``pack`` and ``unpack``; overriding ``pack_bytes`` is an optional speed-up,
+and ``pack_frames``/``unpack_frames`` let it send a message of several frames.
 Set ``binary = True`` on it to receive each frame's ``bytes`` in ``unpack``;
 without it ``unpack`` receives ``str``, as agentzero 0.4.6 promised.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import msgpack
 
 from agentzero import _serializer_checks as _checks
+from agentzero._out_of_band import OUT_OF_BAND_SIZE, References, pack_out_of_band
 from agentzero._serializer_checks import (
     CONTAINER_TYPES,
     JSON_OPTIONS,
@@ -63,6 +69,8 @@ from agentzero.errors import DeserializationError, SerializationError
 #: The deepest nesting of lists and dicts (maps and arrays) a serializer packs
 #: or unpacks: orjson's own limit when packing, so everything received can be sent back.
 MAX_DEPTH = _checks.MAX_DEPTH
+#: The smallest ``bytes``, ``bytearray`` or ``memoryview`` that :class:`MSGPACK` sends as a frame of its own.
+OUT_OF_BAND_SIZE = OUT_OF_BAND_SIZE
 
 _Packer = msgpack.Packer
 # a Packer per call, as msgpack.packb makes, but with a small first buffer instead of 256 KiB
@@ -137,6 +145,41 @@ class BaseSerializer:
             return bytes(packed)
         raise SerializationError(self, data, f"pack() returned {type(packed).__name__}, not str or bytes")
 
+    def pack_frames(self, data: Any) -> list[Any]:
+        """Serialize ``data`` into the frames of one message: ``[self.pack_bytes(data)]`` here.
+
+        A serializer that sends several frames overrides this and
+        :meth:`unpack_frames` (as :class:`MSGPACK` does for large buffers).
+
+        Returns
+        -------
+        list of bytes-like
+            the frames, at least one.
+
+        Raises
+        ------
+        SerializationError
+            when ``data`` cannot be represented.
+        """
+        return [self.pack_bytes(data)]
+
+    def unpack_frames(self, frames: Sequence[Any]) -> Any:
+        """Deserialize the frames of one message: here exactly one, given to :meth:`unpack`.
+
+        Returns
+        -------
+        object
+            the value.
+
+        Raises
+        ------
+        DeserializationError
+            when there is not exactly one frame, or :meth:`unpack` refuses it.
+        """
+        if len(frames) != 1:
+            raise DeserializationError(list(frames), f"expected 1 frame, got {len(frames)}")
+        return frame_unpacker(self)(bytes(frames[0]))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -158,6 +201,9 @@ class JSON(BaseSerializer):
     :data:`MAX_DEPTH` raise :class:`SerializationError`. ``NaN``,
     ``Infinity`` and lone surrogates are refused when received, with
     :class:`DeserializationError`, and so is nesting deeper than :data:`MAX_DEPTH`.
+
+    JSON has no binary type: send binary payloads with :class:`MSGPACK`,
+    which also sends large buffers without a copy (``docs/payloads.rst``).
 
     Parameters
     ----------
@@ -288,6 +334,14 @@ class MSGPACK(BaseSerializer):
     deeper than :data:`MAX_DEPTH` raise :class:`SerializationError`, and
     nothing is sent. Received, they raise :class:`DeserializationError`.
 
+    Through a :class:`~agentzero.core.SocketManager`, every ``bytes``,
+    ``bytearray`` or ``memoryview`` of at least :data:`OUT_OF_BAND_SIZE`
+    bytes anywhere in the value is sent as a frame of its own, without a
+    copy, and received as a read-only ``memoryview``, without a second copy
+    (the wire format: :meth:`pack_frames`). agentzero 0.5.0 and 0.6.0 refuse
+    such a message of several frames ("expected 1 frame"). :meth:`pack` and
+    :meth:`unpack` always make and read one frame.
+
     Examples
     --------
     >>> serializer = MSGPACK()
@@ -312,6 +366,84 @@ class MSGPACK(BaseSerializer):
             raise SerializationError(self, data, exc) from exc
 
     pack_bytes = pack
+
+    def pack_message(self, data: Any) -> bytes | list[Any]:
+        """:meth:`pack_bytes`, or the frames of :meth:`pack_frames` when ``data`` holds a large buffer.
+
+        The manager's packer. The checks :meth:`pack` makes anyway find the
+        large buffers, first, so that they are never copied into a document.
+        """
+        try:
+            if not check_msgpack_data(data):  # no large buffer: the one frame pack() makes
+                packed: bytes = _Packer(use_bin_type=True, buf_size=_PACKER_BUFFER).pack(data)
+                return packed
+            return pack_out_of_band(data)
+        except Exception as exc:  # a dict subclass's own items() may raise anything
+            raise SerializationError(self, data, exc) from exc
+
+    def pack_frames(self, data: Any) -> list[Any]:
+        """Serialize ``data`` into ``[document, *buffers]``: large buffers as frames of their own.
+
+        Every ``bytes``, ``bytearray`` or contiguous ``memoryview`` of at least
+        :data:`OUT_OF_BAND_SIZE` bytes in ``data`` is taken out, as it is (not
+        copied): the document holds in its place a reference, the msgpack
+        extension type ``1`` whose data is the buffer's frame number (4 bytes,
+        big-endian, from 1). Without such a buffer, the one frame is :meth:`pack`'s.
+
+        Returns
+        -------
+        list of bytes-like
+            the document, then the buffers in the order of their references.
+
+        Raises
+        ------
+        SerializationError
+            when ``data`` cannot be represented (see the class).
+
+        Examples
+        --------
+        >>> frames = MSGPACK().pack_frames({"name": "blob", "data": bytes(OUT_OF_BAND_SIZE)})
+        >>> len(frames), len(frames[1])
+        (2, 65536)
+        >>> MSGPACK().unpack_frames(frames)["data"] == bytes(OUT_OF_BAND_SIZE)
+        True
+        """
+        packed = self.pack_message(data)
+        return packed if isinstance(packed, list) else [packed]
+
+    def unpack_frames(self, frames: Sequence[Any]) -> Any:
+        """Deserialize ``[document, *buffers]``: each reference in the document becomes its buffer.
+
+        The buffers come back as they were given (a ``memoryview`` from a
+        :class:`~agentzero.core.SocketManager`), not copied. Every reference
+        must name a frame from 1 to N, and every buffer frame must be
+        referenced exactly once.
+
+        Returns
+        -------
+        object
+            the value.
+
+        Raises
+        ------
+        DeserializationError
+            when the document is not valid msgpack (see :meth:`unpack`), holds
+            another extension type or a malformed reference, names a frame
+            that is not there or twice, or leaves a buffer frame unreferenced.
+        """
+        if len(frames) == 1:
+            return self.unpack(bytes(frames[0]))
+        if not frames:
+            raise DeserializationError([], "expected 1 frame or more, got 0")
+        document = bytes(frames[0])
+        references = References(frames[1:])
+        try:
+            value = msgpack_unpackb(document, raw=False, ext_hook=references)
+            references.check_all_used()
+            check_received_msgpack(value)
+        except Exception as exc:  # msgpack raises many unrelated types for bad input
+            raise DeserializationError(list(frames[:1]), f"invalid msgpack: {exc}") from exc
+        return value
 
     def unpack(self, data: bytes | str) -> Any:
         try:
@@ -353,6 +485,35 @@ def frame_packer(backend: Any) -> Callable[[Any], bytes]:
         backend, "pack_bytes", None
     ) or BaseSerializer.pack_bytes.__get__(backend)
     return packer
+
+
+def message_packer(backend: Any) -> Callable[[Any], bytes | list[Any]]:
+    """Return the function that turns a value into one frame's bytes, or a list of frames, with ``backend``.
+
+    Chosen once, when a :class:`~agentzero.core.SocketManager` is built:
+    ``backend.pack_message`` when it has one (:meth:`MSGPACK.pack_message`),
+    ``backend.pack_frames`` when it overrides it (its one frame, or its list
+    of several), else :func:`frame_packer`'s. It raises :class:`SerializationError`.
+    """
+    pack_message: Callable[[Any], bytes | list[Any]] | None = getattr(backend, "pack_message", None)
+    if pack_message is not None:
+        return pack_message
+    if getattr(type(backend), "pack_frames", BaseSerializer.pack_frames) is BaseSerializer.pack_frames:
+        return frame_packer(backend)
+    frames_of = backend.pack_frames
+
+    def pack_frames(data: Any) -> bytes | list[Any]:
+        frames = list(frames_of(data))
+        return frames if len(frames) > 1 else frames[0]
+
+    return pack_frames
+
+
+def frames_unpacker(backend: Any) -> Callable[[list[Any]], Any] | None:
+    """Return ``backend.unpack_frames`` when ``backend`` reads messages of several frames, else ``None``."""
+    if getattr(type(backend), "unpack_frames", BaseSerializer.unpack_frames) is BaseSerializer.unpack_frames:
+        return None
+    return backend.unpack_frames  # type: ignore[no-any-return]
 
 
 def frame_unpacker(backend: Any) -> Callable[[bytes], Any]:

@@ -116,7 +116,8 @@ def render(data: Any, depth: int = 0) -> str:
 
     Unlike an encoder, this never fails: containers deeper than
     :data:`MAX_DEPTH` become ``"<nested too deep>"``, bytes and other values
-    JSON lacks become strings (``str()``, as agentzero's JSON serializer does),
+    JSON lacks become strings (``str()``, as agentzero's JSON serializer does;
+    a ``memoryview`` as its bytes),
     non-finite floats are written ``NaN``, ``Infinity`` and ``-Infinity`` as
     Python's :mod:`json` does.
 
@@ -161,6 +162,8 @@ def render(data: Any, depth: int = 0) -> str:
             items = (f"{_render_key(key)}:{render(value, depth + 1)}" for key, value in data.items())
             return "{" + ",".join(items) + "}"
         return "[" + ",".join(render(item, depth + 1) for item in data) + "]"
+    if isinstance(data, memoryview):  # a large buffer MSGPACK received out of band: shown as its bytes
+        data = data.tobytes()
     return json_string(_safe_str(data))
 
 

@@ -17,7 +17,8 @@ import inspect
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Iterator, TypeVar
 
 from agentzero.flavours.aio import AsyncioFlavour, adrive
-from agentzero.manager.messaging import ENDED, Event, Messaging, Subscription
+from agentzero.manager.events import ENDED, Event, Subscription
+from agentzero.manager.messaging import Messaging
 from agentzero.manager.peers import Peers
 from agentzero.manager.waits import Pending, Steps, Waits
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
-from agentzero.manager.messaging import Event
+from agentzero.manager.events import Event
 from agentzero.manager.peers import SocketEvent
 from agentzero.manager.routing import Request
 from agentzero.manager.security import Security

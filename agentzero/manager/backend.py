@@ -17,7 +17,10 @@ stops. Whether more frames follow is read with ``zmq.RCVMORE``: one more
 backend call per frame, dearer than a Frame's ``.more`` (pyzmq 27 looks the
 option up in its ``SocketOption`` enum, about 0.5 us); ``bench_core.py``
 measured ``recv_safe`` about 10 % and ``recv_event_safe`` about 15 % slower
-than with Frames, the price of never losing a Ctrl-C.
+than with Frames, the price of never losing a Ctrl-C. The one exception is
+the large buffers of a serializer's message of several frames, received
+(and sent) without a copy: :mod:`agentzero.manager.buffers` keeps their
+Frames from ever being freed where a Ctrl-C could be lost.
 
 Only ``zmq.backend.Socket`` is used, a public name of pyzmq. The test
 ``tests/library/test_backend.py`` fails loudly if a pyzmq release changes what

@@ -66,7 +66,7 @@ def discard_rest_of_message(record: SocketRecord, waiting: Any) -> None:
         waiting.after_operation(record)
 
 
-def deserialization_error(payload: bytes, error: Exception, name: Any) -> DeserializationError:
+def deserialization_error(payload: Any, error: Exception, name: Any) -> DeserializationError:
     """The :class:`DeserializationError` for a ``payload`` the serializer refused with ``error``."""
     reason = error.reason if isinstance(error, DeserializationError) else f"{type(error).__name__}: {error}"
     return DeserializationError(payload, reason, name)

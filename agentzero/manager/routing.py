@@ -5,7 +5,8 @@ from, and sends each message to the peer its first frame names. Between the
 identity and the data sit whatever frames the path added: a REQ peer adds an
 empty *delimiter*; a queue device in between (ROUTER -> DEALER) adds its own
 peer's identity. So a request is an *envelope*, every frame before the last,
-and its *data*, the last frame; a reply sends the same envelope back before its
+and its *data*, the last frame (the routing calls carry their data in one
+frame, large buffers inline); a reply sends the same envelope back before its
 data, and ZeroMQ routes it back along the same path.
 
 The envelope rule (what a hostile peer cannot get past): one or more non-empty
@@ -23,6 +24,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Sequence
 
 from agentzero.errors import DeserializationError
+from agentzero.manager.buffers import Buffers
 from agentzero.manager.frames import deserialization_error
 from agentzero.manager.multipart import Multipart
 from agentzero.manager.table import SocketRecord
@@ -82,7 +84,7 @@ def envelope_problem(envelope: Sequence[Any]) -> str | None:
     return None
 
 
-class Routing(Multipart):
+class Routing(Buffers):
     """Requests received with their envelope and replies sent back along it, for every flavour."""
 
     def recv_request_safe(self, name: str, timeout: float | None = None) -> Request | None:
@@ -199,4 +201,4 @@ class Routing(Multipart):
         problem = envelope_problem(envelope)
         if problem is not None:
             raise ValueError(f"malformed envelope: {problem}: {envelope!r:.200}")
-        return Multipart.send_multipart_safe(self, name, (*envelope, self._pack(data)), timeout)
+        return Multipart.send_multipart_safe(self, name, (*envelope, self._pack_one(data)), timeout)

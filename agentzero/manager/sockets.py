@@ -21,7 +21,7 @@ from agentzero.manager.endpoints import released_key
 from agentzero.manager.monitors import stop_monitor
 from agentzero.manager.options import apply_option, encoded_topic
 from agentzero.manager.table import ManagerState, SocketRecord, SocketTable
-from agentzero.serializers import JSON, frame_packer, frame_unpacker
+from agentzero.serializers import JSON, frame_packer, frame_unpacker, frames_unpacker, message_packer
 
 #: seconds during which an endpoint released by close() may be waited for by bind()
 REBIND_GRACE = 1.0
@@ -60,8 +60,11 @@ class Sockets(ManagerState):
         self.zmq = module
         self.context = context
         self.serialization_backend = backend
-        self._pack = frame_packer(backend)
+        self._pack = message_packer(backend)
+        #: always one frame (large buffers inline): what the routing calls send as their data
+        self._pack_one = frame_packer(backend)
         self._unpack = frame_unpacker(backend)
+        self._unpack_frames = frames_unpacker(backend)
         self.max_message_size = max_message_size
         self.linger = linger
         self._waiting = waiting

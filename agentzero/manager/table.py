@@ -211,8 +211,12 @@ class ManagerState:
     #: the table's ``by_name`` itself, held here for the hot paths (one lookup less)
     _records: dict[Any, SocketRecord]
     _waiting: Any
-    _pack: Callable[[Any], bytes]
+    #: one frame's bytes, or a list of frames (a serializer's large buffers, see ``message_packer``)
+    _pack: Callable[[Any], bytes | list[Any]]
+    _pack_one: Callable[[Any], bytes]
     _unpack: Callable[[bytes], Any]
+    #: the serializer's ``unpack_frames`` when it reads messages of several frames, else ``None``
+    _unpack_frames: Callable[[list[Any]], Any] | None
     #: socket name -> topic -> its ZMQPubHandler (see :mod:`agentzero.loggers`)
     _log_handlers: dict[Any, dict[str, Any]]
     #: ZMQPubHandler -> the loggers ``get_logger`` attached it to

@@ -139,7 +139,9 @@ def test_malformed_payload_raises_and_the_next_message_gets_through(zmq_module, 
             sockets.recv_safe("in")
         assert bad.value.raw == b"\xc1{garbage"
         assert bad.value.socket_name == "in"
-        with pytest.raises(DeserializationError, match="expected 1 frame, got 2") as multi:
+        # MSGPACK reads several frames (a document and its large buffers): b"two" is no document
+        refusal = "invalid msgpack" if isinstance(serializer, MSGPACK) else "expected 1 frame, got 2"
+        with pytest.raises(DeserializationError, match=refusal) as multi:
             sockets.recv_safe("in")
         assert multi.value.raw == [b"two", b"frames"]
         assert sockets.recv_safe("in") == {"valid": True}
