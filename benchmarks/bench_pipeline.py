@@ -35,10 +35,10 @@ import zmq as plain_zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentzero.core import SocketManager  # noqa: E402
+from agentzero.pipeline.manager import PipelineManager  # noqa: E402
+from agentzero.pipeline.protocol import new_job  # noqa: E402
+from agentzero.pipeline.run import start_worker, stop_workers  # noqa: E402
 from agentzero.zero import context, zmq  # noqa: E402
-from examples.pipeline.__main__ import start_worker, stop_workers  # noqa: E402
-from examples.pipeline.manager import PipelineManager  # noqa: E402
-from examples.pipeline.protocol import new_job  # noqa: E402
 
 RAW_WORKER = """
 import orjson as json, sys, zmq

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from examples.pipeline.protocol import QUEUED
+from agentzero.pipeline.protocol import QUEUED
 
 
 @dataclass

@@ -11,7 +11,7 @@ Sockets (all named, all in one SocketManager, polled together by ``engage()``):
 
 The manager accepts exactly one result per job and step: each dispatch carries
 a fresh random token, cleared once its result is accepted. Workers are handled
-in :mod:`examples.pipeline.roster`.
+in :mod:`agentzero.pipeline.roster`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ import gevent
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
-from agentzero.zero import context as green_context
-from agentzero.zero import zmq
-from examples.pipeline import protocol
-from examples.pipeline.builtin_steps import PIPELINES
-from examples.pipeline.protocol import (
+from agentzero.pipeline import protocol
+from agentzero.pipeline.builtin_steps import PIPELINES
+from agentzero.pipeline.protocol import (
     COMPLETED,
     DEFAULT_MAX_MESSAGE_SIZE,
     DISPATCHED,
@@ -45,8 +43,10 @@ from examples.pipeline.protocol import (
     check_request,
     finite_seconds,
 )
-from examples.pipeline.records import JobRecord
-from examples.pipeline.roster import Roster
+from agentzero.pipeline.records import JobRecord
+from agentzero.pipeline.roster import Roster
+from agentzero.zero import context as green_context
+from agentzero.zero import zmq
 
 log = logging.getLogger("pipeline.manager")
 
@@ -219,7 +219,7 @@ class PipelineManager(Roster):
         Parameters
         ----------
         job : dict
-            ``{"id", "pipeline", "instructions"}`` (see :func:`~examples.pipeline.protocol.new_job`)
+            ``{"id", "pipeline", "instructions"}`` (see :func:`~agentzero.pipeline.protocol.new_job`)
 
         Returns
         -------

@@ -27,19 +27,15 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import gevent
 import gevent.pool
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, SerializationError
-from agentzero.serializers import frame_packer
-from agentzero.util import serialized_exception
-from agentzero.zero import context as green_context
-from agentzero.zero import zmq
-from examples.pipeline import protocol
-from examples.pipeline.protocol import (
+from agentzero.pipeline import protocol
+from agentzero.pipeline.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_REASON_CHARS,
     TOKEN_BYTES,
@@ -47,7 +43,11 @@ from examples.pipeline.protocol import (
     finite_seconds,
     is_clean_text,
 )
-from examples.pipeline.steps import Job, JobFailed, Step
+from agentzero.pipeline.steps import Job, JobFailed, Step
+from agentzero.serializers import frame_packer
+from agentzero.util import serialized_exception
+from agentzero.zero import context as green_context
+from agentzero.zero import zmq
 
 #: Seconds after waking from a freeze during which dispatches are refused.
 REFUSE_AFTER_FREEZE = 0.5
@@ -82,7 +82,7 @@ class ManagerUnreachable(RuntimeError):
     """The manager did not answer within the time given."""
 
 
-def ask_manager(sockets: SocketManager, address: str, request: dict, timeout: float) -> Any:
+def ask_manager(sockets: SocketManager, address: str, request: dict[str, Any], timeout: float) -> Any:
     """Send ``request`` to the manager's status socket (``manager``, a REQ) and return its reply.
 
     The REQ socket is made once per address; after a request that got no answer
@@ -111,7 +111,7 @@ def ask_manager(sockets: SocketManager, address: str, request: dict, timeout: fl
 
 
 class StepWorker:
-    """Run one :class:`~examples.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
+    """Run one :class:`~agentzero.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
 
     Parameters
     ----------
@@ -321,7 +321,7 @@ class StepWorker:
             self.refused += 1
             self.sockets.publish_safe("events", protocol.JOB_REFUSED, header)
             return
-        self.pool.spawn(self._run_job, header, Job(cast(str, job_id), attempt), dispatch.get("data"))
+        self.pool.spawn(self._run_job, header, Job(job_id, attempt), dispatch.get("data"))
 
     def _announce_started(self) -> None:
         """Publish ``job:started`` for the jobs running since the last heartbeat.
