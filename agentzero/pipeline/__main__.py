@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from typing import Any
@@ -26,7 +27,7 @@ from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.protocol import new_job
 from agentzero.pipeline.run import RunFailed, command_run
 from agentzero.pipeline.steps import BadStep, load_pipelines, load_step
-from agentzero.pipeline.worker import ManagerUnreachable, StepWorker, ask_manager
+from agentzero.pipeline.worker import DEFAULT_ORPHAN_TIMEOUT, ManagerUnreachable, StepWorker, ask_manager
 from agentzero.zero import context, zmq
 
 
@@ -93,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     manager.add_argument("--max-attempts", type=positive, default=3)
     manager.add_argument("--heartbeat-timeout", type=seconds, default=3.0)
     manager.add_argument(
+        "--progress-interval", type=seconds, default=5.0, help="seconds between two progress lines"
+    )
+    manager.add_argument(
+        "--farewell",
+        type=seconds,
+        default=2.0,
+        help="on SIGTERM, at most how long to wait until every worker heard the manager stops",
+    )
+    manager.add_argument(
         "--pipelines",
         default=None,
         metavar="MODULE:NAME|FILE.json",
@@ -108,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--concurrency", type=positive, default=4)
     step.add_argument("--bind", default="127.0.0.1", help="interface for the jobs socket")
     step.add_argument("--connect-timeout", type=seconds, default=10.0)
+    step.add_argument(
+        "--orphan-timeout",
+        type=positive_seconds,
+        default=DEFAULT_ORPHAN_TIMEOUT,
+        help="exit when the manager has not answered for this many seconds "
+        f"(default {DEFAULT_ORPHAN_TIMEOUT:g})",
+    )
     step.set_defaults(command=command_step)
 
     submit = commands.add_parser("submit", help="submit jobs to a running manager")
@@ -118,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the manager")
     submit.set_defaults(command=command_submit)
 
-    status = commands.add_parser("status", help="ask a running manager about a job (or 'stats')")
+    status = commands.add_parser("status", help="ask a running manager about a job (or 'stats', 'addresses')")
     status.add_argument("--manager", required=True)
-    status.add_argument("job_id", help="a job id, or 'stats' for the manager's statistics")
+    status.add_argument(
+        "job_id", help="a job id, 'stats' for the manager's statistics, 'addresses' for its sockets"
+    )
     status.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the manager")
     status.set_defaults(command=command_status)
     return parser
@@ -143,6 +162,13 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite, non-negative number of seconds, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    value = seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text!r}")
     return value
 
 
@@ -173,11 +199,15 @@ def command_manager(args: argparse.Namespace) -> int:
         pipelines=load_pipelines(args.pipelines) if args.pipelines else None,
         max_attempts=args.max_attempts,
         heartbeat_timeout=args.heartbeat_timeout,
+        progress_interval=args.progress_interval,
+        farewell=args.farewell,
     )
+    log_lines()
     addresses = manager.bind()
     for name, address in addresses.items():
         print(f"{name:7s} {address}", flush=True)
     print(f"start workers with: python -m agentzero.pipeline step STEP --manager {addresses['status']}")
+    print(f"watch its jobs with: agentzero tail {addresses['watch']}", flush=True)
     gevent.signal_handler(signal.SIGTERM, manager.stop)
     try:
         manager.run()
@@ -188,8 +218,13 @@ def command_manager(args: argparse.Namespace) -> int:
 
 def command_step(args: argparse.Namespace) -> int:
     worker = StepWorker(
-        load_step(args.job_type), args.manager, concurrency=args.concurrency, bind_host=args.bind
+        load_step(args.job_type),
+        args.manager,
+        concurrency=args.concurrency,
+        bind_host=args.bind,
+        orphan_timeout=args.orphan_timeout,
     )
+    log_lines()
     worker.connect(timeout=args.connect_timeout)
     print(f"{worker.worker_id} pulling {worker.job_type} jobs on {worker.address}", flush=True)
     gevent.signal_handler(signal.SIGTERM, worker.stop)
@@ -199,6 +234,15 @@ def command_step(args: argparse.Namespace) -> int:
     finally:
         worker.close()
     return 0
+
+
+def log_lines() -> None:
+    """Print the pipeline's own log lines (progress, workers joining and leaving) on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    pipeline_log = logging.getLogger("pipeline")
+    pipeline_log.addHandler(handler)
+    pipeline_log.setLevel(logging.INFO)
 
 
 def command_submit(args: argparse.Namespace) -> int:
@@ -214,7 +258,10 @@ def command_submit(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    request = {"command": "stats"} if args.job_id == "stats" else {"command": "status", "job_id": args.job_id}
+    if args.job_id in ("stats", "addresses"):
+        request = {"command": args.job_id}
+    else:
+        request = {"command": "status", "job_id": args.job_id}
     with SocketManager(zmq, context) as sockets:
         reply = ask_manager(sockets, args.manager, request, args.timeout)
         sockets.close("manager", linger=0)

@@ -5,6 +5,8 @@ Sockets (all named, all in one SocketManager, polled together by ``engage()``):
 - ``pipe-sub`` SUB, bound: heartbeats, job events, metrics and logs of every step worker;
 - ``jobs-in`` PULL, bound: jobs submitted by clients;
 - ``pipe-status`` REP, bound: job status, statistics and the manager's addresses;
+- ``pipe-watch`` PUB, bound: job events and progress, for ``agentzero tail``
+  (:mod:`agentzero.pipeline.watch`);
 - ``push:<worker id>`` PUSH, one per worker, connected to the worker's PULL, so the
   manager knows which worker holds each job; its ``socket_events`` report the
   connection dropping (a killed worker) within a moment.
@@ -45,13 +47,14 @@ from agentzero.pipeline.protocol import (
 )
 from agentzero.pipeline.records import JobRecord
 from agentzero.pipeline.roster import Roster
+from agentzero.pipeline.watch import WATCH, Watch
 from agentzero.zero import context as green_context
 from agentzero.zero import zmq
 
 log = logging.getLogger("pipeline.manager")
 
 
-class PipelineManager(Roster):
+class PipelineManager(Roster, Watch):
     """Receive jobs, dispatch each step to a live worker of its type, and keep score.
 
     Parameters
@@ -77,6 +80,11 @@ class PipelineManager(Roster):
         counted (each worker costs two sockets)
     context : zmq.Context, optional
         a green context; defaults to agentzero's
+    progress_interval : float
+        seconds between two progress lines (logged, and published on ``pipe-watch``)
+    farewell : float
+        at most how many seconds :meth:`stop` keeps answering, so that every
+        worker hears the manager stops (and exits) before the manager is gone
 
     Raises
     ------
@@ -96,6 +104,8 @@ class PipelineManager(Roster):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_workers: int = 1000,
         context: Any = None,
+        progress_interval: float = 5.0,
+        farewell: float = 2.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -115,6 +125,11 @@ class PipelineManager(Roster):
         self.max_redispatches = max_redispatches
         self.max_message_size = max_message_size
         self.max_workers = max_workers
+        self.progress_interval = finite_seconds("progress_interval", progress_interval)
+        self.farewell = finite_seconds("farewell", farewell)
+        #: set while :meth:`stop` tells the workers; the worker ids told so far
+        self.stopping = False
+        self._told: set[str] = set()
         self.sockets = SocketManager(zmq, context or green_context)
         self.addresses: dict[str, str] = {}
         self.jobs: dict[str, JobRecord] = {}
@@ -133,6 +148,7 @@ class PipelineManager(Roster):
         self._next_check = 0.0
         self.started_at = time.monotonic()
         Roster.__init__(self)
+        Watch.__init__(self)
         self._event_handlers: dict[bytes, Callable[[bytes, Any], None]] = {
             protocol.AVAILABLE.encode(): self._worker_seen,
             protocol.METRIC.encode(): self._metric,
@@ -150,6 +166,8 @@ class PipelineManager(Roster):
             self.sockets.create(name, kind)
             self.sockets.bind_to_random_port(name, zmq.POLLIN, local_address=host)
         self.sockets.set_topic("pipe-sub", "")
+        self.sockets.create(WATCH, zmq.PUB)
+        self.sockets.bind_to_random_port(WATCH, 0, local_address=host)  # written to, never polled
         for name in ("pipe-status", "pipe-sub", "jobs-in"):
             # libzmq drops a peer sending 4x the limit; between the two, the message is
             # read, counted and logged as too large
@@ -159,6 +177,7 @@ class PipelineManager(Roster):
             "status": self.sockets.addresses["pipe-status"],
             "events": self.sockets.addresses["pipe-sub"],
             "jobs": self.sockets.addresses["jobs-in"],
+            "watch": self.sockets.addresses[WATCH],
         }
         return self.addresses
 
@@ -196,13 +215,26 @@ class PipelineManager(Roster):
                 if now >= self._next_check:
                     self._next_check = now + 0.1
                     self._check_workers(now)
-                self._dispatch()
+                    self._maybe_report_progress(now)
+                if not self.stopping:
+                    self._dispatch()
             except Exception:  # a bug must not stop the manager: say so loudly, keep serving
                 self.bad_messages["internal error"] += 1
                 log.exception("the manager's loop hit an unexpected error; it goes on")
 
     def stop(self) -> None:
-        """Stop the loop and close every socket."""
+        """Tell the workers the manager stops, stop the loop and close every socket.
+
+        For up to :attr:`farewell` seconds, or until every worker has asked,
+        the manager answers its workers' probes with ``stopping``: they exit
+        instead of waiting for it as orphans (see :class:`~agentzero.pipeline.worker.StepWorker`).
+        """
+        if self._running and self.workers and self.farewell > 0 and not self.stopping:
+            self.stopping = True
+            log.info("stopping: telling %d worker(s)", len(self.workers))
+            deadline = time.monotonic() + self.farewell
+            while time.monotonic() < deadline and not set(self.workers) <= self._told:
+                gevent.sleep(0.05)
         self._running = False
         if self._loop is not None:
             self._loop.join(timeout=2)
@@ -241,6 +273,7 @@ class PipelineManager(Roster):
         )
         self.jobs[record.id] = record
         self._queue(record)
+        self._watch_event("job.accepted", record)
         return record
 
     def done(self) -> bool:
@@ -356,7 +389,12 @@ class PipelineManager(Roster):
     def _status_reply(self, request: Any) -> dict[str, Any]:
         command, argument = check_request(request)
         if command == "addresses":
-            return dict(self.addresses)
+            if not self.stopping:
+                return dict(self.addresses)
+            worker_id = request.get("worker_id")
+            if isinstance(worker_id, str):
+                self._told.add(worker_id)
+            return {**self.addresses, "stopping": True}
         if command == "settings":
             return {"heartbeat_timeout": self.heartbeat_timeout, "max_message_size": self.max_message_size}
         if command == "stats":
@@ -441,6 +479,10 @@ class PipelineManager(Roster):
         job.state, job.result, job.error = state, result, error
         job.finished_at = time.monotonic()
         job.token = job.worker_id = None
+        if state == FAILED:
+            self._watch_event("job.failed", job, error=error)
+        else:
+            self._watch_event("job.completed", job)
 
     def _queue(self, job: JobRecord, first: bool = False) -> None:
         """Queue the job for its current step; a stale token can no longer be accepted."""
@@ -458,6 +500,7 @@ class PipelineManager(Roster):
             self._finish(job, FAILED, error={"step": job.job_type, "reason": "lost too many workers"})
             return
         self._queue(job, first=True)
+        self._watch_event("job.requeued", job)
 
     def _reject(self, job: Any, reason: str) -> None:
         job_id = job.get("id") if isinstance(job, dict) else None

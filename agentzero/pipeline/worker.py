@@ -2,7 +2,8 @@
 
 Sockets (all named, all in one SocketManager):
 
-- ``manager`` REQ, connected to the manager's status socket, asked once for its addresses;
+- ``manager`` REQ, connected to the manager's status socket, asked for its addresses
+  when the worker starts, then every ``probe_interval`` seconds: the probe;
 - ``jobs`` PULL, bound to a random port; the manager's PUSH for this job type connects to it;
 - ``events`` PUB, connected to the manager's SUB: heartbeats, job events, metrics and logs.
 
@@ -19,6 +20,13 @@ A worker that was frozen (SIGSTOP, a swapped-out machine) for longer than the
 manager's heartbeat timeout has been dropped by then, and its jobs given to
 others: for a moment after it wakes, it refuses (``job:refused``) the
 dispatches it still finds, instead of running them a second time.
+
+The probe keeps the worker with its manager. A manager restarted on the same
+status port answers with its new addresses, and the worker connects its
+events socket there and carries on; a manager that stops on SIGTERM answers
+``stopping``, and the worker leaves; a manager that does not answer for
+``orphan_timeout`` seconds leaves an orphan, which exits. Each of these is one
+log line of the ``pipeline.worker`` logger.
 """
 
 from __future__ import annotations
@@ -51,6 +59,10 @@ from agentzero.zero import zmq
 
 #: Seconds after waking from a freeze during which dispatches are refused.
 REFUSE_AFTER_FREEZE = 0.5
+#: Seconds a worker goes on without its manager by default (``step --orphan-timeout``).
+DEFAULT_ORPHAN_TIMEOUT = 60.0
+#: The worker's own lines (probe, orphan, exit), on its stderr: the manager may not be there to hear them.
+own_log = logging.getLogger("pipeline.worker")
 #: The most characters of a step's traceback a worker sends: its start and its end.
 MAX_TRACEBACK_CHARS = 8000
 
@@ -129,11 +141,16 @@ class StepWorker:
         a green context; defaults to agentzero's
     worker_id : str, optional
         defaults to ``<job type>-<pid>-<random>``
+    orphan_timeout : float
+        seconds without an answer from the manager after which the worker exits (an orphan)
+    probe_interval : float
+        seconds between two probes of the manager's status socket
 
     Raises
     ------
     ValueError
-        when ``concurrency`` is below 1 or ``heartbeat_interval`` is not a positive finite number.
+        when ``concurrency`` is below 1, or ``heartbeat_interval``, ``orphan_timeout`` or
+        ``probe_interval`` is not a positive finite number.
     """
 
     def __init__(
@@ -145,11 +162,21 @@ class StepWorker:
         heartbeat_interval: float = 0.5,
         context: Any = None,
         worker_id: str | None = None,
+        orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
+        probe_interval: float = 0.5,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if not 0 < finite_seconds("heartbeat_interval", heartbeat_interval):
             raise ValueError(f"heartbeat_interval must be above 0, got {heartbeat_interval!r}")
+        for name, value in (("orphan_timeout", orphan_timeout), ("probe_interval", probe_interval)):
+            if not 0 < finite_seconds(name, value):
+                raise ValueError(f"{name} must be above 0, got {value!r}")
+        self.orphan_timeout = float(orphan_timeout)
+        self.probe_interval = float(probe_interval)
+        #: why the worker stopped by itself ("orphan", "manager stopping"), or None
+        self.left_because: str | None = None
+        self.events_address = ""
         self.step = step
         self.job_type = step.job_type
         self.manager_address = manager_address
@@ -187,7 +214,6 @@ class StepWorker:
         """
         addresses = ask_manager(self.sockets, self.manager_address, {"command": "addresses"}, timeout)
         settings = ask_manager(self.sockets, self.manager_address, {"command": "settings"}, timeout)
-        self.sockets.close("manager", linger=0)
         if not isinstance(addresses, dict) or not isinstance(addresses.get("events"), str):
             raise ManagerUnreachable(f"{self.manager_address} answered {addresses!r}, not its addresses")
         if not isinstance(settings, dict):
@@ -201,7 +227,8 @@ class StepWorker:
         _, self.address = self.sockets.bind_to_random_port(
             "jobs", zmq.POLLIN, local_address=f"tcp://{self.bind_host}"
         )
-        self.sockets.ensure_and_connect("events", zmq.PUB, addresses["events"], zmq.POLLOUT)
+        self.events_address = addresses["events"]
+        self.sockets.ensure_and_connect("events", zmq.PUB, self.events_address, zmq.POLLOUT)
         self.logger = self.sockets.get_logger(
             "events", topic_name=protocol.LOGS, logger_name=self.logger.name
         )
@@ -217,6 +244,7 @@ class StepWorker:
         """
         self._last_beat = time.monotonic()
         beating = gevent.spawn(self._heartbeat)
+        probing = gevent.spawn(self._probe_manager)
         self.logger.info("%s worker %s pulling jobs on %s", self.job_type, self.worker_id, self.address)
         try:
             while not self._stopping:
@@ -237,6 +265,7 @@ class StepWorker:
             self.pool.join(timeout=5)
             self._publish_available(leaving=True)
             beating.kill()
+            probing.kill()
 
     def stop(self) -> None:
         """Finish the running jobs, tell the manager this worker leaves, and stop."""
@@ -255,6 +284,53 @@ class StepWorker:
     def close(self) -> None:
         """Close the sockets, giving the last events half a second to leave."""
         self.sockets.close_all(linger=500)
+
+    def _probe_manager(self) -> None:
+        """Ask the manager for its addresses every ``probe_interval`` seconds: follow it, or leave.
+
+        A new events address means a restarted manager: the events socket
+        connects there (the heartbeat then makes it take this worker in). No
+        answer for ``orphan_timeout`` seconds, or an answer saying
+        ``stopping``, makes the worker leave at once, as on Ctrl-C.
+        """
+        last_answer = time.monotonic()
+        request = {"command": "addresses", "worker_id": self.worker_id}
+        while not self._stopping:
+            started = time.monotonic()
+            wait = min(self.probe_interval, max(0.05, last_answer + self.orphan_timeout - started))
+            try:
+                reply = ask_manager(self.sockets, self.manager_address, request, wait)
+            except ManagerUnreachable:
+                reply = None
+            now = time.monotonic()
+            if isinstance(reply, dict) and isinstance(reply.get("events"), str):
+                last_answer = now
+                if reply.get("stopping") is True:
+                    self._leave("manager stopping", "the manager at %s is stopping: this worker leaves")
+                    return
+                if reply["events"] != self.events_address:
+                    self._follow(reply["events"])
+            elif now - last_answer >= self.orphan_timeout:
+                self._leave(
+                    "orphan",
+                    f"the manager at %s did not answer for {now - last_answer:.1f}s "
+                    f"(orphan timeout {self.orphan_timeout:g}s): this worker exits",
+                )
+                return
+            gevent.sleep(max(0.0, self.probe_interval - (time.monotonic() - started)))
+
+    def _follow(self, events_address: str) -> None:
+        """Connect the events socket to a restarted manager's new events address."""
+        own_log.info("the manager at %s restarted: events now go to %s", self.manager_address, events_address)
+        self.sockets.disconnect("events", self.events_address)
+        self.sockets.connect("events", events_address, zmq.POLLOUT)
+        self.events_address = events_address
+        self._publish_available()
+
+    def _leave(self, why: str, line: str) -> None:
+        self.left_because = why
+        own_log.warning(line, self.manager_address)
+        self.interrupt()
 
     def _woke_from_freeze(self, now: float) -> bool:
         """True while dispatches must be refused: this process was frozen past its lease."""
