@@ -22,7 +22,8 @@ import gevent
 
 from agentzero.core import SocketManager
 from agentzero.errors import AgentZeroSocketError
-from agentzero.pipeline.builtin_steps import PIPELINES, STEPS
+from agentzero.pipeline.builtin_steps import PIPELINES, STEPS, file_directory
+from agentzero.pipeline.journal import JournalError, default_path
 from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.protocol import new_job
 from agentzero.pipeline.run import RunFailed, command_run
@@ -48,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.command(args)
         return code
-    except (UsageError, RunFailed, BadStep, ManagerUnreachable, AgentZeroSocketError) as problem:
+    except (
+        UsageError,
+        RunFailed,
+        BadStep,
+        ManagerUnreachable,
+        AgentZeroSocketError,
+        JournalError,
+    ) as problem:
         print(f"{parser.prog} {args.name}: error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -97,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress-interval", type=seconds, default=5.0, help="seconds between two progress lines"
     )
     manager.add_argument(
+        "--journal",
+        default=None,
+        metavar="PATH",
+        help="the SQLite journal every job is written to, and a restarted manager resumes from "
+        "(default with --port: journal-PORT.sqlite3 in AGENTZERO_PIPELINE_DIR; none on a random port)",
+    )
+    manager.add_argument("--no-journal", action="store_true", help="keep the jobs in memory only")
+    manager.add_argument(
         "--farewell",
         type=seconds,
         default=2.0,
@@ -131,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--manager", required=True)
     submit.add_argument("--pipeline", default="file-hash")
     submit.add_argument("--count", type=positive, default=1)
+    submit.add_argument(
+        "--job-id",
+        default=None,
+        help="your id for the job (ID-0, ID-1... with --count): submitting it again is harmless",
+    )
     submit.add_argument("--instructions", type=json_object, default={}, help="a JSON object")
     submit.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the manager")
     submit.set_defaults(command=command_submit)
@@ -203,9 +224,15 @@ def command_manager(args: argparse.Namespace) -> int:
         farewell=args.farewell,
     )
     log_lines()
+    journal = None if args.no_journal else args.journal
+    if journal is None and not args.no_journal and args.port:
+        journal = default_path(file_directory(), args.port)
+    if journal is not None:  # before binding: a bad journal stops the manager before anyone sees it
+        manager.open_journal(journal)
     addresses = manager.bind()
     for name, address in addresses.items():
         print(f"{name:7s} {address}", flush=True)
+    print(f"journal {journal or '(none: give --port or --journal to resume after a restart)'}", flush=True)
     print(f"start workers with: python -m agentzero.pipeline step STEP --manager {addresses['status']}")
     print(f"watch its jobs with: agentzero tail {addresses['watch']}", flush=True)
     gevent.signal_handler(signal.SIGTERM, manager.stop)
@@ -247,8 +274,9 @@ def log_lines() -> None:
 
 def command_submit(args: argparse.Namespace) -> int:
     with SocketManager(zmq, context) as sockets:
-        for _ in range(args.count):
-            job = new_job(args.pipeline, args.instructions)
+        for number in range(args.count):
+            job_id = args.job_id if args.count == 1 else f"{args.job_id}-{number}" if args.job_id else None
+            job = new_job(args.pipeline, args.instructions, job_id=job_id)
             reply = ask_manager(sockets, args.manager, {"command": "submit", "job": job}, args.timeout)
             if reply.get("state") == "rejected":
                 raise UsageError(reply["error"])

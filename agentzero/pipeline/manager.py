@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import time
 from typing import Any, Callable
 
 import gevent
 
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
+from agentzero.errors import DeserializationError, MessageTooLarge
 from agentzero.pipeline import protocol
 from agentzero.pipeline.builtin_steps import PIPELINES
+from agentzero.pipeline.desk import Desk
 from agentzero.pipeline.protocol import (
     COMPLETED,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -38,11 +40,8 @@ from agentzero.pipeline.protocol import (
     MAX_REASON_CHARS,
     QUEUED,
     RUNNING,
-    BadJob,
     BadMessage,
-    check_job,
     check_job_event,
-    check_request,
     finite_seconds,
 )
 from agentzero.pipeline.records import JobRecord
@@ -54,7 +53,7 @@ from agentzero.zero import zmq
 log = logging.getLogger("pipeline.manager")
 
 
-class PipelineManager(Roster, Watch):
+class PipelineManager(Roster, Watch, Desk):
     """Receive jobs, dispatch each step to a live worker of its type, and keep score.
 
     Parameters
@@ -85,11 +84,16 @@ class PipelineManager(Roster, Watch):
     farewell : float
         at most how many seconds :meth:`stop` keeps answering, so that every
         worker hears the manager stops (and exits) before the manager is gone
+    journal : str or path, optional
+        the SQLite journal to write every job to, and to resume from (see
+        :meth:`open_journal`); none by default
 
     Raises
     ------
     ValueError
         when a number is out of range (a timeout negative, infinite or NaN).
+    agentzero.pipeline.journal.JournalError
+        when ``journal`` is not a usable journal file (it is left as it was).
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class PipelineManager(Roster, Watch):
         context: Any = None,
         progress_interval: float = 5.0,
         farewell: float = 2.0,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -149,6 +154,9 @@ class PipelineManager(Roster, Watch):
         self.started_at = time.monotonic()
         Roster.__init__(self)
         Watch.__init__(self)
+        Desk.__init__(self)
+        if journal is not None:
+            self.open_journal(journal)
         self._event_handlers: dict[bytes, Callable[[bytes, Any], None]] = {
             protocol.AVAILABLE.encode(): self._worker_seen,
             protocol.METRIC.encode(): self._metric,
@@ -216,6 +224,8 @@ class PipelineManager(Roster, Watch):
                     self._next_check = now + 0.1
                     self._check_workers(now)
                     self._maybe_report_progress(now)
+                if self.journal is not None:
+                    self.journal.commit()  # before any dispatch or reply that follows from it
                 if not self.stopping:
                     self._dispatch()
             except Exception:  # a bug must not stop the manager: say so loudly, keep serving
@@ -242,39 +252,11 @@ class PipelineManager(Roster, Watch):
         for worker in self.workers.values():
             self._close_sockets_of(worker)
         self.sockets.close_all(linger=0)
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
-    # -- clients --------------------------------------------------------------------------
-
-    def submit(self, job: Any) -> JobRecord | None:
-        """Accept a job (as ``jobs-in`` would); a bad one is recorded in :attr:`rejected`.
-
-        Parameters
-        ----------
-        job : dict
-            ``{"id", "pipeline", "instructions"}`` (see :func:`~agentzero.pipeline.protocol.new_job`)
-
-        Returns
-        -------
-        JobRecord or None
-            the job's record, or ``None`` when it was rejected.
-        """
-        try:
-            job = check_job(job, self.pipelines)
-            if job["id"] in self.jobs:
-                raise BadJob(f"duplicate job id {job['id']!r}")
-        except BadJob as problem:
-            self._reject(job, str(problem))
-            return None
-        record = JobRecord(
-            id=job["id"],
-            pipeline=job["pipeline"],
-            steps=list(self.pipelines[job["pipeline"]]),
-            data=dict(job.get("instructions") or {}),
-        )
-        self.jobs[record.id] = record
-        self._queue(record)
-        self._watch_event("job.accepted", record)
-        return record
+    # -- waiting ------------------------------------------------------------------------------
 
     def done(self) -> bool:
         """True when every accepted job reached a final state."""
@@ -319,6 +301,14 @@ class PipelineManager(Roster, Watch):
             "completed_per_step": dict(self.completed_per_step),
             "throughput_per_step": throughput,
             "uptime": time.monotonic() - self.started_at,
+            "resubmitted": self.resubmitted,
+            "journal": None
+            if self.journal is None
+            else {
+                "path": str(self.journal.path),
+                "commits": self.journal.commits,
+                "rows_written": self.journal.rows_written,
+            },
         }
 
     # -- inbound sockets ---------------------------------------------------------------------
@@ -327,20 +317,6 @@ class PipelineManager(Roster, Watch):
         """Count a dropped event or request and log it once."""
         self.bad_messages[kind] += 1
         log.warning("dropped a message (%s): %s", kind, detail)
-
-    def _drain_jobs(self) -> None:
-        for _ in range(1000):  # bounded, so events and status requests get their turn
-            try:
-                job = self.sockets.recv_safe("jobs-in", timeout=0)
-            except MessageTooLarge as error:
-                self._reject(None, f"job too large: {error.size} bytes, the limit is {error.limit}")
-                continue
-            except DeserializationError as error:
-                self._reject(None, f"unreadable job: {error.reason}")
-                continue
-            if job is None:
-                return
-            self.submit(job)
 
     def _drain_events(self) -> None:
         recv_event = self.sockets.recv_event_safe
@@ -364,53 +340,6 @@ class PipelineManager(Roster, Watch):
                 handler(event.topic, event.data)
             except BadMessage as problem:
                 self._bad(problem.kind, f"{event.topic.decode('utf-8', 'replace')}: {problem.detail}")
-
-    def _answer_status(self) -> None:
-        try:
-            request = self.sockets.recv_safe("pipe-status", timeout=0)
-        except DeserializationError as error:  # a REP must answer, also this
-            self._bad("unreadable request", error.reason)
-            self.sockets.send_safe("pipe-status", {"error": f"unreadable request: {error.reason}"}, timeout=1)
-            return
-        if request is None:
-            return
-        try:
-            reply = self._status_reply(request)
-        except BadMessage as problem:
-            self._bad(problem.kind, problem.detail)
-            reply = {"error": str(problem)}
-        try:
-            self.sockets.send_safe("pipe-status", reply, timeout=1)
-        except SerializationError as error:
-            self.bad_messages["unsendable reply"] += 1
-            log.warning("could not send a status reply: %s", error)
-            self.sockets.send_safe("pipe-status", {"error": "the reply could not be serialized"}, timeout=1)
-
-    def _status_reply(self, request: Any) -> dict[str, Any]:
-        command, argument = check_request(request)
-        if command == "addresses":
-            if not self.stopping:
-                return dict(self.addresses)
-            worker_id = request.get("worker_id")
-            if isinstance(worker_id, str):
-                self._told.add(worker_id)
-            return {**self.addresses, "stopping": True}
-        if command == "settings":
-            return {"heartbeat_timeout": self.heartbeat_timeout, "max_message_size": self.max_message_size}
-        if command == "stats":
-            return self.stats()
-        if command == "status":
-            job = self.jobs.get(argument)
-            if job is not None:
-                return job.view()
-            rejected = [entry for entry in self.rejected if entry.get("job_id") == argument]
-            if rejected:
-                return {"job_id": argument, "state": "rejected", **rejected[-1]}
-            return {"job_id": argument, "state": "unknown", "error": "no such job"}
-        record = self.submit(argument)
-        if record is None:
-            return {"state": "rejected", "error": self.rejected[-1]["reason"]}
-        return {"job_id": record.id, "state": record.state}
 
     # -- step events ----------------------------------------------------------------------
 
@@ -477,6 +406,8 @@ class PipelineManager(Roster, Watch):
 
     def _finish(self, job: JobRecord, state: str, result: Any = None, error: Any = None) -> None:
         job.state, job.result, job.error = state, result, error
+        if self.journal is not None:
+            self.journal.save(job)
         job.finished_at = time.monotonic()
         job.token = job.worker_id = None
         if state == FAILED:
@@ -487,6 +418,8 @@ class PipelineManager(Roster, Watch):
     def _queue(self, job: JobRecord, first: bool = False) -> None:
         """Queue the job for its current step; a stale token can no longer be accepted."""
         job.state, job.token, job.worker_id = QUEUED, None, None
+        if self.journal is not None:
+            self.journal.save(job)
         if job.in_queue:
             return
         job.in_queue = True
@@ -501,9 +434,3 @@ class PipelineManager(Roster, Watch):
             return
         self._queue(job, first=True)
         self._watch_event("job.requeued", job)
-
-    def _reject(self, job: Any, reason: str) -> None:
-        job_id = job.get("id") if isinstance(job, dict) else None
-        self.rejected.append({"job_id": job_id if isinstance(job_id, str) else None, "reason": reason})
-        self.rejected_count += 1
-        log.warning("rejected a job: %s", reason)

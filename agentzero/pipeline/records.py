@@ -40,6 +40,8 @@ class JobRecord:
     submitted_at: float = field(default_factory=time.monotonic)
     dispatched_at: float = 0.0
     finished_at: float | None = None
+    #: what makes a re-submission the same job (see :func:`~agentzero.pipeline.desk.job_digest`)
+    digest: str = ""
 
     @property
     def job_type(self) -> str:
