@@ -15,13 +15,22 @@ import hashlib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
 from agentzero.pipeline.journal import Journal
-from agentzero.pipeline.protocol import FINAL_STATES, BadJob, BadMessage, check_job, check_request
-from agentzero.pipeline.records import JobRecord
+from agentzero.pipeline.protocol import (
+    COMPLETED,
+    FAILED,
+    FINAL_STATES,
+    BadJob,
+    BadMessage,
+    check_job,
+    check_request,
+)
+from agentzero.pipeline.records import JobRecord, WorkerRecord
 
 log = logging.getLogger("pipeline.manager")
 
@@ -47,6 +56,13 @@ class Desk:
     max_message_size: int
     stopping: bool
     _told: set[str]
+    completed_per_step: collections.Counter[str]
+    first_dispatch: dict[str, float]
+    last_done: dict[str, float]
+    started_at: float
+    stale_events: int
+    workers: dict[str, WorkerRecord]
+    workers_lost: int
 
     def __init__(self) -> None:
         #: the journal, once :meth:`open_journal` opened one
@@ -64,7 +80,36 @@ class Desk:
         raise NotImplementedError  # the manager counts
 
     def stats(self) -> dict[str, Any]:
-        raise NotImplementedError  # the manager counts
+        """Counts by state, retries, re-dispatches, workers, dropped messages and per-step throughput."""
+        states = collections.Counter(job.state for job in self.jobs.values())
+        throughput = {}
+        for job_type, completed in self.completed_per_step.items():
+            span = self.last_done[job_type] - self.first_dispatch.get(job_type, self.started_at)
+            throughput[job_type] = completed / span if span > 0 else 0.0
+        return {
+            "jobs": len(self.jobs),
+            "states": dict(states),
+            "completed": states[COMPLETED],
+            "failed": states[FAILED],
+            "rejected": self.rejected_count,
+            "retries": sum(job.retries for job in self.jobs.values()),
+            "redispatches": sum(job.redispatches for job in self.jobs.values()),
+            "stale_events": self.stale_events,
+            "bad_messages": dict(self.bad_messages),
+            "workers": collections.Counter(worker.job_type for worker in self.workers.values()),
+            "workers_lost": self.workers_lost,
+            "completed_per_step": dict(self.completed_per_step),
+            "throughput_per_step": throughput,
+            "uptime": time.monotonic() - self.started_at,
+            "resubmitted": self.resubmitted,
+            "journal": None
+            if self.journal is None
+            else {
+                "path": str(self.journal.path),
+                "commits": self.journal.commits,
+                "rows_written": self.journal.rows_written,
+            },
+        }
 
     def open_journal(self, path: str | os.PathLike[str]) -> dict[str, int]:
         """Open (or create) the journal at ``path`` and resume the jobs written in it.

@@ -40,6 +40,7 @@ _FIELDS = (
     "result",
     "error",
     "digest",
+    "passed",
 )
 
 
@@ -168,6 +169,7 @@ class Journal:
         """Every job written down, in the order they were first accepted."""
         for job_id, state, text in self._db.execute("SELECT id, state, job FROM jobs ORDER BY rowid"):
             fields = json.loads(text)
+            fields["passed"] = [tuple(step) for step in fields["passed"]]  # (job type, worker id)
             yield JobRecord(id=job_id, state=state, **{name: fields[name] for name in _FIELDS})
 
     def save(self, job: JobRecord) -> None:

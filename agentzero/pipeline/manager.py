@@ -279,38 +279,6 @@ class PipelineManager(Roster, Watch, Desk):
             gevent.sleep(0.05)
         return False
 
-    def stats(self) -> dict[str, Any]:
-        """Counts by state, retries, re-dispatches, workers, dropped messages and per-step throughput."""
-        states = collections.Counter(job.state for job in self.jobs.values())
-        throughput = {}
-        for job_type, completed in self.completed_per_step.items():
-            span = self.last_done[job_type] - self.first_dispatch.get(job_type, self.started_at)
-            throughput[job_type] = completed / span if span > 0 else 0.0
-        return {
-            "jobs": len(self.jobs),
-            "states": dict(states),
-            "completed": states[COMPLETED],
-            "failed": states[FAILED],
-            "rejected": self.rejected_count,
-            "retries": sum(job.retries for job in self.jobs.values()),
-            "redispatches": sum(job.redispatches for job in self.jobs.values()),
-            "stale_events": self.stale_events,
-            "bad_messages": dict(self.bad_messages),
-            "workers": collections.Counter(worker.job_type for worker in self.workers.values()),
-            "workers_lost": self.workers_lost,
-            "completed_per_step": dict(self.completed_per_step),
-            "throughput_per_step": throughput,
-            "uptime": time.monotonic() - self.started_at,
-            "resubmitted": self.resubmitted,
-            "journal": None
-            if self.journal is None
-            else {
-                "path": str(self.journal.path),
-                "commits": self.journal.commits,
-                "rows_written": self.journal.rows_written,
-            },
-        }
-
     # -- inbound sockets ---------------------------------------------------------------------
 
     def _bad(self, kind: str, detail: str) -> None:

@@ -43,6 +43,9 @@ import gevent.pool
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, SerializationError
 from agentzero.pipeline import protocol
+from agentzero.pipeline.probe import ManagerUnreachable as ManagerUnreachable  # re-exported
+from agentzero.pipeline.probe import Probe
+from agentzero.pipeline.probe import ask_manager as ask_manager  # re-exported
 from agentzero.pipeline.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_REASON_CHARS,
@@ -61,8 +64,6 @@ from agentzero.zero import zmq
 REFUSE_AFTER_FREEZE = 0.5
 #: Seconds a worker goes on without its manager by default (``step --orphan-timeout``).
 DEFAULT_ORPHAN_TIMEOUT = 60.0
-#: The worker's own lines (probe, orphan, exit), on its stderr: the manager may not be there to hear them.
-own_log = logging.getLogger("pipeline.worker")
 #: The most characters of a step's traceback a worker sends: its start and its end.
 MAX_TRACEBACK_CHARS = 8000
 
@@ -90,39 +91,7 @@ class ReportTooLarge(Exception):
         )
 
 
-class ManagerUnreachable(RuntimeError):
-    """The manager did not answer within the time given."""
-
-
-def ask_manager(sockets: SocketManager, address: str, request: dict[str, Any], timeout: float) -> Any:
-    """Send ``request`` to the manager's status socket (``manager``, a REQ) and return its reply.
-
-    The REQ socket is made once per address; after a request that got no answer
-    it is stuck, so :meth:`SocketManager.reset` renews it before the next try.
-
-    Raises
-    ------
-    ManagerUnreachable
-        when no reply came within ``timeout`` seconds.
-    """
-    if "manager" in sockets.sockets and sockets.get_record("manager").connects != [address]:
-        sockets.close("manager", linger=0)
-    if "manager" not in sockets.sockets:
-        sockets.ensure_and_connect("manager", zmq.REQ, address, zmq.POLLIN | zmq.POLLOUT)
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ManagerUnreachable(f"the manager at {address} did not answer within {timeout:g}s")
-        attempt = min(remaining, 2.0)
-        if sockets.send_safe("manager", request, timeout=attempt):
-            reply = sockets.recv_safe("manager", timeout=attempt)
-            if reply is not None:
-                return reply
-        sockets.reset("manager")
-
-
-class StepWorker:
+class StepWorker(Probe):
     """Run one :class:`~agentzero.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
 
     Parameters
@@ -284,53 +253,6 @@ class StepWorker:
     def close(self) -> None:
         """Close the sockets, giving the last events half a second to leave."""
         self.sockets.close_all(linger=500)
-
-    def _probe_manager(self) -> None:
-        """Ask the manager for its addresses every ``probe_interval`` seconds: follow it, or leave.
-
-        A new events address means a restarted manager: the events socket
-        connects there (the heartbeat then makes it take this worker in). No
-        answer for ``orphan_timeout`` seconds, or an answer saying
-        ``stopping``, makes the worker leave at once, as on Ctrl-C.
-        """
-        last_answer = time.monotonic()
-        request = {"command": "addresses", "worker_id": self.worker_id}
-        while not self._stopping:
-            started = time.monotonic()
-            wait = min(self.probe_interval, max(0.05, last_answer + self.orphan_timeout - started))
-            try:
-                reply = ask_manager(self.sockets, self.manager_address, request, wait)
-            except ManagerUnreachable:
-                reply = None
-            now = time.monotonic()
-            if isinstance(reply, dict) and isinstance(reply.get("events"), str):
-                last_answer = now
-                if reply.get("stopping") is True:
-                    self._leave("manager stopping", "the manager at %s is stopping: this worker leaves")
-                    return
-                if reply["events"] != self.events_address:
-                    self._follow(reply["events"])
-            elif now - last_answer >= self.orphan_timeout:
-                self._leave(
-                    "orphan",
-                    f"the manager at %s did not answer for {now - last_answer:.1f}s "
-                    f"(orphan timeout {self.orphan_timeout:g}s): this worker exits",
-                )
-                return
-            gevent.sleep(max(0.0, self.probe_interval - (time.monotonic() - started)))
-
-    def _follow(self, events_address: str) -> None:
-        """Connect the events socket to a restarted manager's new events address."""
-        own_log.info("the manager at %s restarted: events now go to %s", self.manager_address, events_address)
-        self.sockets.disconnect("events", self.events_address)
-        self.sockets.connect("events", events_address, zmq.POLLOUT)
-        self.events_address = events_address
-        self._publish_available()
-
-    def _leave(self, why: str, line: str) -> None:
-        self.left_because = why
-        own_log.warning(line, self.manager_address)
-        self.interrupt()
 
     def _woke_from_freeze(self, now: float) -> bool:
         """True while dispatches must be refused: this process was frozen past its lease."""

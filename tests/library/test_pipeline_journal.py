@@ -85,6 +85,7 @@ def test_a_restarted_manager_resumes_queued_and_running_jobs_and_knows_finished_
     second = _manager(journal, port)
     try:
         assert second.jobs["finished"].state == COMPLETED
+        assert [step for step, _ in second.jobs["finished"].passed] == ["noop"], "its steps, from the journal"
         assert second.jobs["running"].state == QUEUED and second.jobs["queued"].state == QUEUED
         assert _ask(second, {"command": "status", "job_id": "finished"})["state"] == COMPLETED
         worker, running = _noop_worker(second)
