@@ -16,9 +16,10 @@ $(STAMP): $(BIN)/python setup.py pyproject.toml
 
 install: $(STAMP)
 
-# the guide's worker pipeline: 3 steps x 2 worker processes, one killed part-way
+# the guide's worker pipeline: 3 steps x 2 worker processes, one worker and the manager (SIGKILL) killed
+# part-way, the manager restarted from its journal: every job completed exactly once
 demo: $(STAMP)
-	$(BIN)/python -m agentzero.pipeline run --jobs 300 --workers 2 --delay 0.005 --kill-worker-at 0.3
+	$(BIN)/python -m agentzero.pipeline run --jobs 300 --workers 2 --delay 0.02 --kill-worker-at 0.3 --kill-manager-at 0.5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="SIGKILL one worker once this fraction of the jobs completed",
     )
+    run.add_argument(
+        "--kill-manager-at",
+        type=fraction,
+        default=None,
+        metavar="FRACTION",
+        help="run the manager as a process with a journal, SIGKILL it once this fraction of the jobs "
+        "completed, and restart it",
+    )
     run.add_argument("--timeout", type=positive, default=300, help="seconds before giving up")
     run.add_argument("--heartbeat-timeout", type=seconds, default=3.0)
     run.add_argument("--keep-logs", action="store_true", help="keep the workers' log directory")

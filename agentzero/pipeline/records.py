@@ -60,6 +60,7 @@ class JobRecord:
             "redispatches": self.redispatches,
             "result": self.result,
             "error": self.error,
+            "passed": [step for step, _ in self.passed],
         }
 
 

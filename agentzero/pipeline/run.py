@@ -107,6 +107,10 @@ def make_console() -> Console:
 def command_run(args: argparse.Namespace) -> int:
     console = make_console()
     name, steps, worker_specs = resolve_pipeline(args.pipeline)
+    if args.kill_manager_at:
+        from agentzero.pipeline.restarts import run_restarting
+
+        return run_restarting(console, name, steps, worker_specs, make_jobs(name, args), args)
     manager = PipelineManager(
         pipelines={name: steps}, max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout
     )
@@ -124,14 +128,7 @@ def command_run(args: argparse.Namespace) -> int:
         gevent.sleep(0.05)  # jobs wait for their workers anyway: measure from here
     console.print(f"{len(manager.workers)} workers joined in {time.monotonic() - joining:.1f}s")
     started = time.monotonic()
-    jobs = [
-        new_job(
-            name,
-            {"size": args.size, "seed": f"job-{number}", "delay": args.delay, **args.instructions},
-            job_id=f"job-{number:05d}",
-        )
-        for number in range(args.jobs)
-    ]
+    jobs = make_jobs(name, args)
     with SocketManager(zmq, context) as client:
         client.ensure_and_connect("jobs", zmq.PUSH, addresses["jobs"], 0)
         for job in jobs:
@@ -159,6 +156,18 @@ def command_run(args: argparse.Namespace) -> int:
     else:
         console.print(f"[green]all {len(jobs)} jobs completed[/green]")
     return 0 if everything_completed and verified is not False else 1
+
+
+def make_jobs(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The jobs of ``run``: ``job-00000``, ``job-00001``..., each with its own file to make."""
+    return [
+        new_job(
+            name,
+            {"size": args.size, "seed": f"job-{number}", "delay": args.delay, **args.instructions},
+            job_id=f"job-{number:05d}",
+        )
+        for number in range(args.jobs)
+    ]
 
 
 # -- worker processes ---------------------------------------------------------------------------
