@@ -200,6 +200,8 @@ class Desk:
             self.submit(job)
 
     def _answer_status(self) -> None:
+        if self.journal is not None:
+            self.journal.commit()  # what a client is told is written down
         try:
             request = self.sockets.recv_safe("pipe-status", timeout=0)
         except DeserializationError as error:  # a REP must answer, also this

@@ -14,13 +14,16 @@ whether the file may be written before SQLite opens it for writing.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import orjson
+
+from agentzero.pipeline.protocol import FINAL_STATES
 from agentzero.pipeline.records import JobRecord
 
 #: ``PRAGMA application_id`` of a journal: "azpj"
@@ -28,6 +31,8 @@ APPLICATION_ID = 0x617A706A
 #: ``PRAGMA user_version``: the layout of the rows
 SCHEMA_VERSION = 1
 _HEADER = b"SQLite format 3\x00"
+#: Seconds a job's end may wait to be written down with others (see :meth:`Journal.commit_due`).
+FINISHED_DELAY = 0.05
 #: what the journal keeps of a job, beside its id and state
 _FIELDS = (
     "pipeline",
@@ -122,6 +127,8 @@ class Journal:
         self.path = path
         self._db = connection
         self._dirty: dict[str, JobRecord] = {}
+        self._urgent = False
+        self._last_commit = 0.0
         #: how many transactions were committed, and how many job rows they wrote
         self.commits = 0
         self.rows_written = 0
@@ -171,13 +178,27 @@ class Journal:
     def jobs(self) -> Iterator[JobRecord]:
         """Every job written down, in the order they were first accepted."""
         for job_id, state, text in self._db.execute("SELECT id, state, job FROM jobs ORDER BY rowid"):
-            fields = json.loads(text)
+            fields = orjson.loads(text)
             fields["passed"] = [tuple(step) for step in fields["passed"]]  # (job type, worker id)
             yield JobRecord(id=job_id, state=state, **{name: fields[name] for name in _FIELDS})
 
     def save(self, job: JobRecord) -> None:
         """Write ``job`` down at the next :meth:`commit`."""
         self._dirty[job.id] = job
+        if job.state not in FINAL_STATES:
+            self._urgent = True
+
+    def commit_due(self, now: float) -> int:
+        """Commit when a job waits to be dispatched, or the oldest change is ``FINISHED_DELAY`` old.
+
+        A job queued (accepted, or at its next step) must be written down before
+        it is dispatched. A job's end may wait a little, so that more share a
+        transaction: lost in a crash, it is run again at its last step
+        (idempotent) and ends once in the journal.
+        """
+        if self._urgent or (self._dirty and now - self._last_commit >= FINISHED_DELAY):
+            return self.commit()
+        return 0
 
     def commit(self) -> int:
         """Write every job saved since the last commit, in one transaction; return how many."""
@@ -196,15 +217,20 @@ class Journal:
             raise
         self._db.execute("COMMIT")
         self._dirty.clear()
+        self._urgent = False
+        self._last_commit = time.monotonic()
         self.commits += 1
         self.rows_written += len(rows)
         return len(rows)
 
     @staticmethod
-    def _rows(jobs: Iterable[JobRecord]) -> Iterator[tuple[str, str, str]]:
+    def _rows(jobs: Iterable[JobRecord]) -> Iterator[tuple[str, str, bytes]]:
+        dumps = orjson.dumps
         for job in jobs:
             fields = {name: getattr(job, name) for name in _FIELDS}
-            yield job.id, job.state, json.dumps(fields, default=repr)
+            if job.state in FINAL_STATES:
+                fields["data"] = None  # the next step's data: no step follows
+            yield job.id, job.state, dumps(fields, default=repr)
 
     def close(self) -> None:
         """Write what is left, then close the file."""

@@ -225,7 +225,7 @@ class PipelineManager(Roster, Watch, Desk):
                     self._check_workers(now)
                     self._maybe_report_progress(now)
                 if self.journal is not None:
-                    self.journal.commit()  # before any dispatch or reply that follows from it
+                    self.journal.commit_due(now)  # before any dispatch that follows from it
                 if not self.stopping:
                     self._dispatch()
             except Exception:  # a bug must not stop the manager: say so loudly, keep serving

@@ -111,27 +111,33 @@ def run_restarting(
     directory = Path(tempfile.mkdtemp(prefix="agentzero-pipeline-run-"))
     manager = ManagerProcess(name, steps, args, directory)
     manager.start()
-    manager.ask({"command": "addresses"})
-    console.print(f"manager process up: status {manager.status}, journal {directory / 'journal.sqlite3'}")
-    workers = [
-        start_worker(spec, manager.status, args.concurrency, str(directory), "--orphan-timeout", "30")
-        for spec in worker_specs
-        for _ in range(args.workers)
-    ]
-    deadline = time.monotonic() + 30
-    while sum(manager.ask({"command": "stats"})["workers"].values()) < len(workers):
-        if time.monotonic() > deadline:
-            break
-        gevent.sleep(0.1)
-    started = time.monotonic()
-    for job in jobs:
-        manager.ask({"command": "submit", "job": job})  # answered once in the journal
-    console.print(f"submitted {len(jobs)} jobs, each acknowledged once in the journal")
-    killed_worker: list[int] = []
-    restarts = 0
-    columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    workers: list[subprocess.Popen[Any]] = []
     finished = False
     try:
+        manager.ask({"command": "addresses"})
+        console.print(f"manager process up: status {manager.status}, journal {directory / 'journal.sqlite3'}")
+        workers += [
+            start_worker(spec, manager.status, args.concurrency, str(directory), "--orphan-timeout", "30")
+            for spec in worker_specs
+            for _ in range(args.workers)
+        ]
+        deadline = time.monotonic() + 30
+        while sum(manager.ask({"command": "stats"})["workers"].values()) < len(workers):
+            if time.monotonic() > deadline:
+                break
+            gevent.sleep(0.1)
+        started = time.monotonic()
+        for job in jobs:
+            manager.ask({"command": "submit", "job": job})  # answered once in the journal
+        console.print(f"submitted {len(jobs)} jobs, each acknowledged once in the journal")
+        killed_worker: list[int] = []
+        restarts = 0
+        columns = (
+            TextColumn("{task.description:>16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console, transient=False) as progress:
             overall = progress.add_task("all jobs", total=len(jobs))
             while time.monotonic() - started < args.timeout:

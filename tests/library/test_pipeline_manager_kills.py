@@ -170,7 +170,7 @@ def assert_exactly_once(site: Site, submitted: list[dict]) -> None:
         seed, size = job["instructions"]["seed"], job["instructions"]["size"]
         assert record["result"]["sha256"] == hashlib.sha256(file_content(seed, size)).hexdigest()
     assert runs_per_step == {step: len(submitted) for step in STEPS}
-    assert not list(site.files.glob("job-*")), "a job left its file behind"
+    assert not list(site.files.glob("job-*.bin")), "a job left its file behind"
 
 
 def _runs(default: int) -> tuple[int, random.Random]:
