@@ -29,6 +29,7 @@ from agentzero.pipeline.protocol import (
     BadMessage,
     check_job,
     check_request,
+    is_clean_text,
 )
 from agentzero.pipeline.records import JobRecord, WorkerRecord
 
@@ -56,6 +57,7 @@ class Desk:
     max_message_size: int
     stopping: bool
     _told: set[str]
+    _probers: set[str]
     completed_per_step: collections.Counter[str]
     first_dispatch: dict[str, float]
     last_done: dict[str, float]
@@ -225,11 +227,15 @@ class Desk:
     def _status_reply(self, request: Any) -> dict[str, Any]:
         command, argument = check_request(request)
         if command == "addresses":
+            worker_id = request.get("worker_id")
+            if not is_clean_text(worker_id):
+                return {**self.addresses, "stopping": True} if self.stopping else dict(self.addresses)
+            if len(self._probers) >= 10000:  # bounded: ids of workers long gone are forgotten
+                self._probers.clear()
+            self._probers.add(worker_id)  # a worker that probes: stop() waits until it heard
             if not self.stopping:
                 return dict(self.addresses)
-            worker_id = request.get("worker_id")
-            if isinstance(worker_id, str):
-                self._told.add(worker_id)
+            self._told.add(worker_id)
             return {**self.addresses, "stopping": True}
         if command == "settings":
             return {"heartbeat_timeout": self.heartbeat_timeout, "max_message_size": self.max_message_size}

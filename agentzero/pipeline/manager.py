@@ -135,6 +135,7 @@ class PipelineManager(Roster, Watch, Desk):
         #: set while :meth:`stop` tells the workers; the worker ids told so far
         self.stopping = False
         self._told: set[str] = set()
+        self._probers: set[str] = set()
         self.sockets = SocketManager(zmq, context or green_context)
         self.addresses: dict[str, str] = {}
         self.jobs: dict[str, JobRecord] = {}
@@ -235,15 +236,16 @@ class PipelineManager(Roster, Watch, Desk):
     def stop(self) -> None:
         """Tell the workers the manager stops, stop the loop and close every socket.
 
-        For up to :attr:`farewell` seconds, or until every worker has asked,
-        the manager answers its workers' probes with ``stopping``: they exit
-        instead of waiting for it as orphans (see :class:`~agentzero.pipeline.worker.StepWorker`).
+        For up to :attr:`farewell` seconds, or until every worker that probes
+        has asked, the manager answers its workers' probes with ``stopping``:
+        they exit instead of waiting for it as orphans (see
+        :class:`~agentzero.pipeline.worker.StepWorker`).
         """
         if self._running and self.workers and self.farewell > 0 and not self.stopping:
             self.stopping = True
             log.info("stopping: telling %d worker(s)", len(self.workers))
             deadline = time.monotonic() + self.farewell
-            while time.monotonic() < deadline and not set(self.workers) <= self._told:
+            while time.monotonic() < deadline and not (set(self.workers) & self._probers) <= self._told:
                 gevent.sleep(0.05)
         self._running = False
         if self._loop is not None:
