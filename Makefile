@@ -11,14 +11,15 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python setup.py pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+	$(BIN)/python -m pip install --quiet -e '.[test,examples,pipeline]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# the guide's worker pipeline: 3 steps x 2 worker processes, one killed part-way
+# the guide's worker pipeline: 3 steps x 2 worker processes, one worker and the manager (SIGKILL) killed
+# part-way, the manager restarted from its journal: every job completed exactly once
 demo: $(STAMP)
-	$(BIN)/python -m examples.pipeline run --jobs 300 --workers 2 --delay 0.005 --kill-worker-at 0.3
+	$(BIN)/python -m agentzero.pipeline run --jobs 300 --workers 2 --delay 0.02 --kill-worker-at 0.3 --kill-manager-at 0.5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -12,6 +12,10 @@ The raw pyzmq baseline has the same sockets and the same messages per job
 encoded, with nothing else: no validation, no tokens, no retries. The ratio
 says what the pipeline's guarantees cost.
 
+Each pipeline figure is measured twice in the same run: without a journal,
+and with the manager's SQLite journal (``journal/none``: what writing every
+job down costs; issue 21 asks for at least 0.7x).
+
 Each figure is the best of ``--repeat`` runs (the machine is shared: the best
 run is the one least disturbed). The last line is
 ``RESULT pipeline <jobs/s at 4 workers> jobs/s``.
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,10 +41,10 @@ import zmq as plain_zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agentzero.core import SocketManager  # noqa: E402
+from agentzero.pipeline.manager import PipelineManager  # noqa: E402
+from agentzero.pipeline.protocol import new_job  # noqa: E402
+from agentzero.pipeline.run import start_worker, stop_workers  # noqa: E402
 from agentzero.zero import context, zmq  # noqa: E402
-from examples.pipeline.__main__ import start_worker, stop_workers  # noqa: E402
-from examples.pipeline.manager import PipelineManager  # noqa: E402
-from examples.pipeline.protocol import new_job  # noqa: E402
 
 RAW_WORKER = """
 import orjson as json, sys, zmq
@@ -58,9 +64,12 @@ events.close(linger=1000)
 """
 
 
-def measure(workers: int, jobs: int, concurrency: int) -> dict[str, float]:
-    """Run ``jobs`` no-op jobs through the pipeline with ``workers`` worker processes."""
-    manager = PipelineManager(heartbeat_timeout=10)
+def measure(workers: int, jobs: int, concurrency: int, journal: bool = False) -> dict[str, float]:
+    """Run ``jobs`` no-op jobs through the pipeline with ``workers`` worker processes (and a journal)."""
+    journal_dir = tempfile.mkdtemp(prefix="az-bench-journal-")
+    manager = PipelineManager(
+        heartbeat_timeout=10, journal=os.path.join(journal_dir, "journal.sqlite3") if journal else None
+    )
     addresses = manager.start()
     log_dir = tempfile.mkdtemp(prefix="az-bench-")
     processes = [start_worker("noop", addresses["status"], concurrency, log_dir) for _ in range(workers)]
@@ -81,6 +90,7 @@ def measure(workers: int, jobs: int, concurrency: int) -> dict[str, float]:
     finally:
         stop_workers(processes)
         manager.stop()
+        shutil.rmtree(journal_dir, ignore_errors=True)
     return {"jobs/s": jobs / wall, "manager CPU us/job": cpu / jobs * 1e6, "wall s": wall}
 
 
@@ -167,10 +177,19 @@ def main(argv: list[str] | None = None) -> int:
             (measure(workers, args.jobs, args.concurrency) for _ in range(args.repeat)),
             key=lambda run: run["jobs/s"],
         )
+        journaled = max(
+            (measure(workers, args.jobs, args.concurrency, journal=True) for _ in range(args.repeat)),
+            key=lambda run: run["jobs/s"],
+        )
         print(
             f"  {workers} worker(s): {result['jobs/s']:8.0f} jobs/s, manager CPU "
             f"{result['manager CPU us/job']:6.1f} us/job | raw pyzmq {raw['jobs/s']:8.0f} jobs/s, "
             f"{raw['manager CPU us/job']:6.1f} us/job | pipeline/raw {result['jobs/s'] / raw['jobs/s']:4.2f}x"
+        )
+        print(
+            f"  {workers} worker(s), with the journal: {journaled['jobs/s']:8.0f} jobs/s, manager CPU "
+            f"{journaled['manager CPU us/job']:6.1f} us/job | journal/none "
+            f"{journaled['jobs/s'] / result['jobs/s']:4.2f}x"
         )
     print(f"RESULT pipeline {result['jobs/s']:.0f} jobs/s")
     return 0

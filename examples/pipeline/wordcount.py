@@ -1,11 +1,16 @@
 """Your own steps: a two-step pipeline that counts the words of a text (the example of ``docs/steps.rst``).
 
-Run it on one machine, or each piece on another::
+Run it on one machine::
 
-    python -m examples.pipeline manager --pipelines examples.pipeline.wordcount:PIPELINES
-    python -m examples.pipeline step examples.pipeline.wordcount:Normalize --manager tcp://HOST:PORT
-    python -m examples.pipeline step examples.pipeline.wordcount:CountWords --manager tcp://HOST:PORT
-    python -m examples.pipeline submit --manager tcp://HOST:PORT --pipeline wordcount \\
+    python -m agentzero.pipeline run --pipeline examples.pipeline.wordcount:PIPELINES --jobs 20 \\
+        --instructions '{"text": "the cat saw the other cat"}'
+
+or each piece apart, on one machine or several::
+
+    python -m agentzero.pipeline manager --pipelines examples.pipeline.wordcount:PIPELINES
+    python -m agentzero.pipeline step examples.pipeline.wordcount:Normalize --manager tcp://HOST:PORT
+    python -m agentzero.pipeline step examples.pipeline.wordcount:CountWords --manager tcp://HOST:PORT
+    python -m agentzero.pipeline submit --manager tcp://HOST:PORT --pipeline wordcount \\
         --instructions '{"text": "the cat saw the other cat"}'
 """
 
@@ -15,7 +20,7 @@ import collections
 import re
 from typing import Any
 
-from examples.pipeline.steps import Job, JobFailed, Step
+from agentzero.pipeline import Job, JobFailed, Step
 
 
 class Normalize(Step):

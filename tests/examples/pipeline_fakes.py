@@ -1,7 +1,7 @@
 """Workers the tests drive by hand: real sockets in this process, every message sent when the test says.
 
 A :class:`HandWorker` binds a PULL and publishes on a PUB exactly like
-:class:`~examples.pipeline.worker.StepWorker`, but runs nothing by itself,
+:class:`~agentzero.pipeline.worker.StepWorker`, but runs nothing by itself,
 so a test can replay a race step by step.
 """
 
@@ -14,8 +14,8 @@ import gevent
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.pipeline.manager import PipelineManager
 from agentzero.zero import context as green_context
-from examples.pipeline.manager import PipelineManager
 
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):

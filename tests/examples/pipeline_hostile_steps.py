@@ -1,6 +1,6 @@
 """A step that misbehaves on request, for worker processes started by the tests.
 
-Run it with ``python -m examples.pipeline step tests.examples.pipeline_hostile_steps:Hostile``.
+Run it with ``python -m agentzero.pipeline step tests.examples.pipeline_hostile_steps:Hostile``.
 What it does comes from the job's data:
 
 - ``{"result_size": N}``: return a result of about N bytes;
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from examples.pipeline.steps import Job, JobFailed, Step
+from agentzero.pipeline.steps import Job, JobFailed, Step
 
 
 class Abort(BaseException):

@@ -69,7 +69,7 @@ def test_the_registry_demo_prints_its_table_unwrapped_into_a_pipe():
 
 @pytest.mark.slow
 def test_the_pipeline_demo_prints_whole_lines_into_a_pipe():
-    done = piped("examples.pipeline", "run", "--jobs", "6", "--workers", "1", "--concurrency", "2")
+    done = piped("agentzero.pipeline", "run", "--jobs", "6", "--workers", "1", "--concurrency", "2")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert "started 3 worker processes (1 per step: generate-file, calculate-hash, delete-file)" in lines

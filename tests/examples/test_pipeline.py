@@ -14,12 +14,12 @@ import pytest
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.pipeline.builtin_steps import file_content
+from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.protocol import COMPLETED, FAILED, new_job
+from agentzero.pipeline.run import start_worker, stop_workers
+from agentzero.pipeline.worker import ask_manager
 from agentzero.zero import context as green_context
-from examples.pipeline.__main__ import start_worker, stop_workers
-from examples.pipeline.builtin_steps import file_content
-from examples.pipeline.manager import PipelineManager
-from examples.pipeline.protocol import COMPLETED, FAILED, new_job
-from examples.pipeline.worker import ask_manager
 from examples.processes import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -223,7 +223,7 @@ def test_bad_jobs_are_reported_and_do_not_stop_the_manager(pipeline):
 def _cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     return subprocess.run(
-        [sys.executable, "-m", "examples.pipeline", *args],
+        [sys.executable, "-m", "agentzero.pipeline", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -241,7 +241,7 @@ def test_run_command_completes_and_prints_a_summary():
 def test_separate_manager_step_submit_and_status_commands():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     manager = subprocess.Popen(
-        [sys.executable, "-m", "examples.pipeline", "manager", "--bind", "127.0.0.1"],
+        [sys.executable, "-m", "agentzero.pipeline", "manager", "--bind", "127.0.0.1"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -253,7 +253,7 @@ def test_separate_manager_step_submit_and_status_commands():
         status = status_line.split()[1]
         assert status.startswith("tcp://127.0.0.1:")
         step = subprocess.Popen(
-            [sys.executable, "-m", "examples.pipeline", "step", "noop", "--manager", status],
+            [sys.executable, "-m", "agentzero.pipeline", "step", "noop", "--manager", status],
             env=env,
             stdout=subprocess.DEVNULL,
         )

@@ -19,10 +19,10 @@ import time
 import gevent
 import pytest
 
-from examples.pipeline.__main__ import start_worker, stop_workers
-from examples.pipeline.builtin_steps import file_content
-from examples.pipeline.manager import PipelineManager
-from examples.pipeline.protocol import COMPLETED, new_job
+from agentzero.pipeline.builtin_steps import file_content
+from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.protocol import COMPLETED, new_job
+from agentzero.pipeline.run import start_worker, stop_workers
 from tests.examples.pipeline_fakes import wait_until
 
 STEPS = ["generate-file", "calculate-hash", "delete-file"]

@@ -13,10 +13,10 @@ import pytest
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, new_job
+from agentzero.pipeline.steps import load_step
+from agentzero.pipeline.worker import StepWorker
 from agentzero.zero import context as green_context
-from examples.pipeline.protocol import COMPLETED, DISPATCHED, new_job
-from examples.pipeline.steps import load_step
-from examples.pipeline.worker import StepWorker
 from tests.examples.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)

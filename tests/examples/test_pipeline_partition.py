@@ -74,7 +74,7 @@ def namespaces():
 
 
 def in_ns(namespace: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", namespace, sys.executable, "-m", "examples.pipeline", *args]
+    return ["ip", "netns", "exec", namespace, sys.executable, "-m", "agentzero.pipeline", *args]
 
 
 def test_a_link_cut_for_5s_and_healed_completes_every_job_exactly_once(namespaces, tmp_path):

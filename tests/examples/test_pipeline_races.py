@@ -13,9 +13,9 @@ import time
 import gevent
 import pytest
 
-from examples.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
-from examples.pipeline.steps import load_step
-from examples.pipeline.worker import StepWorker
+from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
+from agentzero.pipeline.steps import load_step
+from agentzero.pipeline.worker import StepWorker
 from tests.examples.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)

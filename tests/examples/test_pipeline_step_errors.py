@@ -17,10 +17,10 @@ import pytest
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.protocol import COMPLETED, FAILED, QUEUED, new_job
+from agentzero.pipeline.run import start_worker, stop_workers
 from agentzero.zero import context as green_context
-from examples.pipeline.__main__ import start_worker, stop_workers
-from examples.pipeline.manager import PipelineManager
-from examples.pipeline.protocol import COMPLETED, FAILED, QUEUED, new_job
 from tests.examples.pipeline_fakes import wait_until
 from tests.examples.pipeline_hostile_steps import PIPELINES
 
@@ -106,7 +106,7 @@ def test_results_and_errors_too_large_for_the_manager_fail_their_job_after_its_a
         assert record.state == FAILED, pipeline.states()
         assert record.attempts == 2 and record.retries == 1 and record.redispatches == 0
         assert record.error["name"] == "ReportTooLarge"
-        assert record.error["module"] == "examples.pipeline.worker"
+        assert record.error["module"] == "agentzero.pipeline.worker"
         message = record.error["traceback"]
         assert f"the result of job '{job_id}'" in message and f"max_message_size of {LIMIT}" in message
         assert len(message) < 1000

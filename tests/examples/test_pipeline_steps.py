@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from examples.pipeline.builtin_steps import CalculateHash, DeleteFile, GenerateFile, file_content
-from examples.pipeline.steps import BadStep, Job, JobFailed, Step, load_pipelines, load_step
+from agentzero.pipeline.builtin_steps import CalculateHash, DeleteFile, GenerateFile, file_content
+from agentzero.pipeline.steps import BadStep, Job, JobFailed, Step, load_pipelines, load_step
 from examples.processes import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(90)
@@ -67,8 +67,8 @@ def test_load_step_by_builtin_name_or_module_path_and_say_why_not():
         "no.such.module:Thing": "cannot import 'no.such.module'",
         "examples.pipeline.wordcount:Nothing": "has no 'Nothing'",
         "examples.pipeline.wordcount:PIPELINES": "is not a Step class",
-        "examples.pipeline.steps:Job": "could not be made",
-        "examples.pipeline.steps:Step": "has no job_type",
+        "agentzero.pipeline.steps:Job": "could not be made",
+        "agentzero.pipeline.steps:Step": "has no job_type",
         "examples.pipeline.wordcount:re.compile": "could not be made",
     }
     for spec, message in problems.items():
@@ -100,7 +100,7 @@ def test_load_pipelines_from_a_module_or_a_json_file(tmp_path):
 
 def _cli(*args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "examples.pipeline", *args],
+        [sys.executable, "-m", "agentzero.pipeline", *args],
         env=dict(env or os.environ, PYTHONPATH=str(REPO_ROOT)),
         capture_output=True,
         text=True,
@@ -131,7 +131,7 @@ def test_the_custom_step_of_the_docs_runs_through_manager_step_submit_and_status
         [
             sys.executable,
             "-m",
-            "examples.pipeline",
+            "agentzero.pipeline",
             "manager",
             "--pipelines",
             "examples.pipeline.wordcount:PIPELINES",
@@ -149,7 +149,7 @@ def test_the_custom_step_of_the_docs_runs_through_manager_step_submit_and_status
                     [
                         sys.executable,
                         "-m",
-                        "examples.pipeline",
+                        "agentzero.pipeline",
                         "step",
                         f"examples.pipeline.wordcount:{step}",
                         "--manager",

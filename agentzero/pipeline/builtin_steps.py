@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from examples.pipeline.steps import Job, JobFailed, Step
+from agentzero.pipeline.steps import Job, JobFailed, Step
 
 #: Where ``generate-file`` writes, unless AGENTZERO_PIPELINE_DIR says otherwise.
 DEFAULT_DIRECTORY = os.path.join(tempfile.gettempdir(), "agentzero-pipeline")

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-from examples.pipeline.protocol import is_clean_text
+from agentzero.pipeline.protocol import is_clean_text
 
 
 class JobFailed(Exception):
@@ -120,7 +120,7 @@ def load_step(spec: str, builtin: dict[str, type[Step]] | None = None) -> Step:
         no printable ``job_type``.
     """
     if builtin is None:
-        from examples.pipeline.builtin_steps import STEPS
+        from agentzero.pipeline.builtin_steps import STEPS
 
         builtin = STEPS
     if spec in builtin:

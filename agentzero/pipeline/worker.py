@@ -2,7 +2,8 @@
 
 Sockets (all named, all in one SocketManager):
 
-- ``manager`` REQ, connected to the manager's status socket, asked once for its addresses;
+- ``manager`` REQ, connected to the manager's status socket, asked for its addresses
+  when the worker starts, then every ``probe_interval`` seconds: the probe;
 - ``jobs`` PULL, bound to a random port; the manager's PUSH for this job type connects to it;
 - ``events`` PUB, connected to the manager's SUB: heartbeats, job events, metrics and logs.
 
@@ -19,6 +20,13 @@ A worker that was frozen (SIGSTOP, a swapped-out machine) for longer than the
 manager's heartbeat timeout has been dropped by then, and its jobs given to
 others: for a moment after it wakes, it refuses (``job:refused``) the
 dispatches it still finds, instead of running them a second time.
+
+The probe keeps the worker with its manager. A manager restarted on the same
+status port answers with its new addresses, and the worker connects its
+events socket there and carries on; a manager that stops on SIGTERM answers
+``stopping``, and the worker leaves; a manager that does not answer for
+``orphan_timeout`` seconds leaves an orphan, which exits. Each of these is one
+log line of the ``pipeline.worker`` logger.
 """
 
 from __future__ import annotations
@@ -27,19 +35,18 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import gevent
 import gevent.pool
 
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, SerializationError
-from agentzero.serializers import frame_packer
-from agentzero.util import serialized_exception
-from agentzero.zero import context as green_context
-from agentzero.zero import zmq
-from examples.pipeline import protocol
-from examples.pipeline.protocol import (
+from agentzero.pipeline import protocol
+from agentzero.pipeline.probe import ManagerUnreachable as ManagerUnreachable  # re-exported
+from agentzero.pipeline.probe import Probe
+from agentzero.pipeline.probe import ask_manager as ask_manager  # re-exported
+from agentzero.pipeline.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MAX_REASON_CHARS,
     TOKEN_BYTES,
@@ -47,10 +54,16 @@ from examples.pipeline.protocol import (
     finite_seconds,
     is_clean_text,
 )
-from examples.pipeline.steps import Job, JobFailed, Step
+from agentzero.pipeline.steps import Job, JobFailed, Step
+from agentzero.serializers import frame_packer
+from agentzero.util import serialized_exception
+from agentzero.zero import context as green_context
+from agentzero.zero import zmq
 
 #: Seconds after waking from a freeze during which dispatches are refused.
 REFUSE_AFTER_FREEZE = 0.5
+#: Seconds a worker goes on without its manager by default (``step --orphan-timeout``).
+DEFAULT_ORPHAN_TIMEOUT = 60.0
 #: The most characters of a step's traceback a worker sends: its start and its end.
 MAX_TRACEBACK_CHARS = 8000
 
@@ -78,40 +91,8 @@ class ReportTooLarge(Exception):
         )
 
 
-class ManagerUnreachable(RuntimeError):
-    """The manager did not answer within the time given."""
-
-
-def ask_manager(sockets: SocketManager, address: str, request: dict, timeout: float) -> Any:
-    """Send ``request`` to the manager's status socket (``manager``, a REQ) and return its reply.
-
-    The REQ socket is made once per address; after a request that got no answer
-    it is stuck, so :meth:`SocketManager.reset` renews it before the next try.
-
-    Raises
-    ------
-    ManagerUnreachable
-        when no reply came within ``timeout`` seconds.
-    """
-    if "manager" in sockets.sockets and sockets.get_record("manager").connects != [address]:
-        sockets.close("manager", linger=0)
-    if "manager" not in sockets.sockets:
-        sockets.ensure_and_connect("manager", zmq.REQ, address, zmq.POLLIN | zmq.POLLOUT)
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ManagerUnreachable(f"the manager at {address} did not answer within {timeout:g}s")
-        attempt = min(remaining, 2.0)
-        if sockets.send_safe("manager", request, timeout=attempt):
-            reply = sockets.recv_safe("manager", timeout=attempt)
-            if reply is not None:
-                return reply
-        sockets.reset("manager")
-
-
-class StepWorker:
-    """Run one :class:`~examples.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
+class StepWorker(Probe):
+    """Run one :class:`~agentzero.pipeline.steps.Step` for the pipeline manager at ``manager_address``.
 
     Parameters
     ----------
@@ -129,11 +110,16 @@ class StepWorker:
         a green context; defaults to agentzero's
     worker_id : str, optional
         defaults to ``<job type>-<pid>-<random>``
+    orphan_timeout : float
+        seconds without an answer from the manager after which the worker exits (an orphan)
+    probe_interval : float
+        seconds between two probes of the manager's status socket
 
     Raises
     ------
     ValueError
-        when ``concurrency`` is below 1 or ``heartbeat_interval`` is not a positive finite number.
+        when ``concurrency`` is below 1, or ``heartbeat_interval``, ``orphan_timeout`` or
+        ``probe_interval`` is not a positive finite number.
     """
 
     def __init__(
@@ -145,11 +131,21 @@ class StepWorker:
         heartbeat_interval: float = 0.5,
         context: Any = None,
         worker_id: str | None = None,
+        orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
+        probe_interval: float = 0.5,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if not 0 < finite_seconds("heartbeat_interval", heartbeat_interval):
             raise ValueError(f"heartbeat_interval must be above 0, got {heartbeat_interval!r}")
+        for name, value in (("orphan_timeout", orphan_timeout), ("probe_interval", probe_interval)):
+            if not 0 < finite_seconds(name, value):
+                raise ValueError(f"{name} must be above 0, got {value!r}")
+        self.orphan_timeout = float(orphan_timeout)
+        self.probe_interval = float(probe_interval)
+        #: why the worker stopped by itself ("orphan", "manager stopping"), or None
+        self.left_because: str | None = None
+        self.events_address = ""
         self.step = step
         self.job_type = step.job_type
         self.manager_address = manager_address
@@ -187,7 +183,6 @@ class StepWorker:
         """
         addresses = ask_manager(self.sockets, self.manager_address, {"command": "addresses"}, timeout)
         settings = ask_manager(self.sockets, self.manager_address, {"command": "settings"}, timeout)
-        self.sockets.close("manager", linger=0)
         if not isinstance(addresses, dict) or not isinstance(addresses.get("events"), str):
             raise ManagerUnreachable(f"{self.manager_address} answered {addresses!r}, not its addresses")
         if not isinstance(settings, dict):
@@ -201,7 +196,8 @@ class StepWorker:
         _, self.address = self.sockets.bind_to_random_port(
             "jobs", zmq.POLLIN, local_address=f"tcp://{self.bind_host}"
         )
-        self.sockets.ensure_and_connect("events", zmq.PUB, addresses["events"], zmq.POLLOUT)
+        self.events_address = addresses["events"]
+        self.sockets.ensure_and_connect("events", zmq.PUB, self.events_address, zmq.POLLOUT)
         self.logger = self.sockets.get_logger(
             "events", topic_name=protocol.LOGS, logger_name=self.logger.name
         )
@@ -217,6 +213,7 @@ class StepWorker:
         """
         self._last_beat = time.monotonic()
         beating = gevent.spawn(self._heartbeat)
+        probing = gevent.spawn(self._probe_manager)
         self.logger.info("%s worker %s pulling jobs on %s", self.job_type, self.worker_id, self.address)
         try:
             while not self._stopping:
@@ -237,6 +234,7 @@ class StepWorker:
             self.pool.join(timeout=5)
             self._publish_available(leaving=True)
             beating.kill()
+            probing.kill()
 
     def stop(self) -> None:
         """Finish the running jobs, tell the manager this worker leaves, and stop."""
@@ -321,7 +319,7 @@ class StepWorker:
             self.refused += 1
             self.sockets.publish_safe("events", protocol.JOB_REFUSED, header)
             return
-        self.pool.spawn(self._run_job, header, Job(cast(str, job_id), attempt), dispatch.get("data"))
+        self.pool.spawn(self._run_job, header, Job(job_id, attempt), dispatch.get("data"))
 
     def _announce_started(self) -> None:
         """Publish ``job:started`` for the jobs running since the last heartbeat.

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from examples.pipeline.protocol import QUEUED
+from agentzero.pipeline.protocol import QUEUED
 
 
 @dataclass
@@ -40,6 +40,8 @@ class JobRecord:
     submitted_at: float = field(default_factory=time.monotonic)
     dispatched_at: float = 0.0
     finished_at: float | None = None
+    #: what makes a re-submission the same job (see :func:`~agentzero.pipeline.desk.job_digest`)
+    digest: str = ""
 
     @property
     def job_type(self) -> str:
@@ -58,6 +60,7 @@ class JobRecord:
             "redispatches": self.redispatches,
             "result": self.result,
             "error": self.error,
+            "passed": [step for step, _ in self.passed],
         }
 
 

@@ -24,10 +24,10 @@ from typing import Any
 
 from agentzero.core import SocketManager
 from agentzero.errors import SerializationError
+from agentzero.pipeline import protocol
+from agentzero.pipeline.protocol import DISPATCHED, FAILED, QUEUED, BadMessage, check_available
+from agentzero.pipeline.records import JobRecord, WorkerRecord
 from agentzero.zero import zmq
-from examples.pipeline import protocol
-from examples.pipeline.protocol import DISPATCHED, FAILED, QUEUED, BadMessage, check_available
-from examples.pipeline.records import JobRecord, WorkerRecord
 
 log = logging.getLogger("pipeline.manager")
 
@@ -37,7 +37,7 @@ _urandom = os.urandom
 
 
 class Roster:
-    """The worker half of :class:`~examples.pipeline.manager.PipelineManager`."""
+    """The worker half of :class:`~agentzero.pipeline.manager.PipelineManager`."""
 
     # set by the manager
     sockets: SocketManager

@@ -5,31 +5,33 @@ Sockets (all named, all in one SocketManager, polled together by ``engage()``):
 - ``pipe-sub`` SUB, bound: heartbeats, job events, metrics and logs of every step worker;
 - ``jobs-in`` PULL, bound: jobs submitted by clients;
 - ``pipe-status`` REP, bound: job status, statistics and the manager's addresses;
+- ``pipe-watch`` PUB, bound: job events and progress, for ``agentzero tail``
+  (:mod:`agentzero.pipeline.watch`);
 - ``push:<worker id>`` PUSH, one per worker, connected to the worker's PULL, so the
   manager knows which worker holds each job; its ``socket_events`` report the
   connection dropping (a killed worker) within a moment.
 
 The manager accepts exactly one result per job and step: each dispatch carries
 a fresh random token, cleared once its result is accepted. Workers are handled
-in :mod:`examples.pipeline.roster`.
+in :mod:`agentzero.pipeline.roster`.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import time
 from typing import Any, Callable
 
 import gevent
 
 from agentzero.core import SocketManager
-from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
-from agentzero.zero import context as green_context
-from agentzero.zero import zmq
-from examples.pipeline import protocol
-from examples.pipeline.builtin_steps import PIPELINES
-from examples.pipeline.protocol import (
+from agentzero.errors import DeserializationError, MessageTooLarge
+from agentzero.pipeline import protocol
+from agentzero.pipeline.builtin_steps import PIPELINES
+from agentzero.pipeline.desk import Desk
+from agentzero.pipeline.protocol import (
     COMPLETED,
     DEFAULT_MAX_MESSAGE_SIZE,
     DISPATCHED,
@@ -38,20 +40,20 @@ from examples.pipeline.protocol import (
     MAX_REASON_CHARS,
     QUEUED,
     RUNNING,
-    BadJob,
     BadMessage,
-    check_job,
     check_job_event,
-    check_request,
     finite_seconds,
 )
-from examples.pipeline.records import JobRecord
-from examples.pipeline.roster import Roster
+from agentzero.pipeline.records import JobRecord
+from agentzero.pipeline.roster import Roster
+from agentzero.pipeline.watch import WATCH, Watch
+from agentzero.zero import context as green_context
+from agentzero.zero import zmq
 
 log = logging.getLogger("pipeline.manager")
 
 
-class PipelineManager(Roster):
+class PipelineManager(Roster, Watch, Desk):
     """Receive jobs, dispatch each step to a live worker of its type, and keep score.
 
     Parameters
@@ -77,11 +79,21 @@ class PipelineManager(Roster):
         counted (each worker costs two sockets)
     context : zmq.Context, optional
         a green context; defaults to agentzero's
+    progress_interval : float
+        seconds between two progress lines (logged, and published on ``pipe-watch``)
+    farewell : float
+        at most how many seconds :meth:`stop` keeps answering, so that every
+        worker hears the manager stops (and exits) before the manager is gone
+    journal : str or path, optional
+        the SQLite journal to write every job to, and to resume from (see
+        :meth:`open_journal`); none by default
 
     Raises
     ------
     ValueError
         when a number is out of range (a timeout negative, infinite or NaN).
+    agentzero.pipeline.journal.JournalError
+        when ``journal`` is not a usable journal file (it is left as it was).
     """
 
     def __init__(
@@ -96,6 +108,9 @@ class PipelineManager(Roster):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_workers: int = 1000,
         context: Any = None,
+        progress_interval: float = 5.0,
+        farewell: float = 2.0,
+        journal: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -115,6 +130,12 @@ class PipelineManager(Roster):
         self.max_redispatches = max_redispatches
         self.max_message_size = max_message_size
         self.max_workers = max_workers
+        self.progress_interval = finite_seconds("progress_interval", progress_interval)
+        self.farewell = finite_seconds("farewell", farewell)
+        #: set while :meth:`stop` tells the workers; the worker ids told so far
+        self.stopping = False
+        self._told: set[str] = set()
+        self._probers: set[str] = set()
         self.sockets = SocketManager(zmq, context or green_context)
         self.addresses: dict[str, str] = {}
         self.jobs: dict[str, JobRecord] = {}
@@ -133,6 +154,10 @@ class PipelineManager(Roster):
         self._next_check = 0.0
         self.started_at = time.monotonic()
         Roster.__init__(self)
+        Watch.__init__(self)
+        Desk.__init__(self)
+        if journal is not None:
+            self.open_journal(journal)
         self._event_handlers: dict[bytes, Callable[[bytes, Any], None]] = {
             protocol.AVAILABLE.encode(): self._worker_seen,
             protocol.METRIC.encode(): self._metric,
@@ -150,6 +175,8 @@ class PipelineManager(Roster):
             self.sockets.create(name, kind)
             self.sockets.bind_to_random_port(name, zmq.POLLIN, local_address=host)
         self.sockets.set_topic("pipe-sub", "")
+        self.sockets.create(WATCH, zmq.PUB)
+        self.sockets.bind_to_random_port(WATCH, 0, local_address=host)  # written to, never polled
         for name in ("pipe-status", "pipe-sub", "jobs-in"):
             # libzmq drops a peer sending 4x the limit; between the two, the message is
             # read, counted and logged as too large
@@ -159,6 +186,7 @@ class PipelineManager(Roster):
             "status": self.sockets.addresses["pipe-status"],
             "events": self.sockets.addresses["pipe-sub"],
             "jobs": self.sockets.addresses["jobs-in"],
+            "watch": self.sockets.addresses[WATCH],
         }
         return self.addresses
 
@@ -196,13 +224,29 @@ class PipelineManager(Roster):
                 if now >= self._next_check:
                     self._next_check = now + 0.1
                     self._check_workers(now)
-                self._dispatch()
+                    self._maybe_report_progress(now)
+                if self.journal is not None:
+                    self.journal.commit_due(now)  # before any dispatch that follows from it
+                if not self.stopping:
+                    self._dispatch()
             except Exception:  # a bug must not stop the manager: say so loudly, keep serving
                 self.bad_messages["internal error"] += 1
                 log.exception("the manager's loop hit an unexpected error; it goes on")
 
     def stop(self) -> None:
-        """Stop the loop and close every socket."""
+        """Tell the workers the manager stops, stop the loop and close every socket.
+
+        For up to :attr:`farewell` seconds, or until every worker that probes
+        has asked, the manager answers its workers' probes with ``stopping``:
+        they exit instead of waiting for it as orphans (see
+        :class:`~agentzero.pipeline.worker.StepWorker`).
+        """
+        if self._running and self.workers and self.farewell > 0 and not self.stopping:
+            self.stopping = True
+            log.info("stopping: telling %d worker(s)", len(self.workers))
+            deadline = time.monotonic() + self.farewell
+            while time.monotonic() < deadline and not (set(self.workers) & self._probers) <= self._told:
+                gevent.sleep(0.05)
         self._running = False
         if self._loop is not None:
             self._loop.join(timeout=2)
@@ -210,38 +254,11 @@ class PipelineManager(Roster):
         for worker in self.workers.values():
             self._close_sockets_of(worker)
         self.sockets.close_all(linger=0)
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
-    # -- clients --------------------------------------------------------------------------
-
-    def submit(self, job: Any) -> JobRecord | None:
-        """Accept a job (as ``jobs-in`` would); a bad one is recorded in :attr:`rejected`.
-
-        Parameters
-        ----------
-        job : dict
-            ``{"id", "pipeline", "instructions"}`` (see :func:`~examples.pipeline.protocol.new_job`)
-
-        Returns
-        -------
-        JobRecord or None
-            the job's record, or ``None`` when it was rejected.
-        """
-        try:
-            job = check_job(job, self.pipelines)
-            if job["id"] in self.jobs:
-                raise BadJob(f"duplicate job id {job['id']!r}")
-        except BadJob as problem:
-            self._reject(job, str(problem))
-            return None
-        record = JobRecord(
-            id=job["id"],
-            pipeline=job["pipeline"],
-            steps=list(self.pipelines[job["pipeline"]]),
-            data=dict(job.get("instructions") or {}),
-        )
-        self.jobs[record.id] = record
-        self._queue(record)
-        return record
+    # -- waiting ------------------------------------------------------------------------------
 
     def done(self) -> bool:
         """True when every accepted job reached a final state."""
@@ -264,50 +281,12 @@ class PipelineManager(Roster):
             gevent.sleep(0.05)
         return False
 
-    def stats(self) -> dict[str, Any]:
-        """Counts by state, retries, re-dispatches, workers, dropped messages and per-step throughput."""
-        states = collections.Counter(job.state for job in self.jobs.values())
-        throughput = {}
-        for job_type, completed in self.completed_per_step.items():
-            span = self.last_done[job_type] - self.first_dispatch.get(job_type, self.started_at)
-            throughput[job_type] = completed / span if span > 0 else 0.0
-        return {
-            "jobs": len(self.jobs),
-            "states": dict(states),
-            "completed": states[COMPLETED],
-            "failed": states[FAILED],
-            "rejected": self.rejected_count,
-            "retries": sum(job.retries for job in self.jobs.values()),
-            "redispatches": sum(job.redispatches for job in self.jobs.values()),
-            "stale_events": self.stale_events,
-            "bad_messages": dict(self.bad_messages),
-            "workers": collections.Counter(worker.job_type for worker in self.workers.values()),
-            "workers_lost": self.workers_lost,
-            "completed_per_step": dict(self.completed_per_step),
-            "throughput_per_step": throughput,
-            "uptime": time.monotonic() - self.started_at,
-        }
-
     # -- inbound sockets ---------------------------------------------------------------------
 
     def _bad(self, kind: str, detail: str) -> None:
         """Count a dropped event or request and log it once."""
         self.bad_messages[kind] += 1
         log.warning("dropped a message (%s): %s", kind, detail)
-
-    def _drain_jobs(self) -> None:
-        for _ in range(1000):  # bounded, so events and status requests get their turn
-            try:
-                job = self.sockets.recv_safe("jobs-in", timeout=0)
-            except MessageTooLarge as error:
-                self._reject(None, f"job too large: {error.size} bytes, the limit is {error.limit}")
-                continue
-            except DeserializationError as error:
-                self._reject(None, f"unreadable job: {error.reason}")
-                continue
-            if job is None:
-                return
-            self.submit(job)
 
     def _drain_events(self) -> None:
         recv_event = self.sockets.recv_event_safe
@@ -331,48 +310,6 @@ class PipelineManager(Roster):
                 handler(event.topic, event.data)
             except BadMessage as problem:
                 self._bad(problem.kind, f"{event.topic.decode('utf-8', 'replace')}: {problem.detail}")
-
-    def _answer_status(self) -> None:
-        try:
-            request = self.sockets.recv_safe("pipe-status", timeout=0)
-        except DeserializationError as error:  # a REP must answer, also this
-            self._bad("unreadable request", error.reason)
-            self.sockets.send_safe("pipe-status", {"error": f"unreadable request: {error.reason}"}, timeout=1)
-            return
-        if request is None:
-            return
-        try:
-            reply = self._status_reply(request)
-        except BadMessage as problem:
-            self._bad(problem.kind, problem.detail)
-            reply = {"error": str(problem)}
-        try:
-            self.sockets.send_safe("pipe-status", reply, timeout=1)
-        except SerializationError as error:
-            self.bad_messages["unsendable reply"] += 1
-            log.warning("could not send a status reply: %s", error)
-            self.sockets.send_safe("pipe-status", {"error": "the reply could not be serialized"}, timeout=1)
-
-    def _status_reply(self, request: Any) -> dict[str, Any]:
-        command, argument = check_request(request)
-        if command == "addresses":
-            return dict(self.addresses)
-        if command == "settings":
-            return {"heartbeat_timeout": self.heartbeat_timeout, "max_message_size": self.max_message_size}
-        if command == "stats":
-            return self.stats()
-        if command == "status":
-            job = self.jobs.get(argument)
-            if job is not None:
-                return job.view()
-            rejected = [entry for entry in self.rejected if entry.get("job_id") == argument]
-            if rejected:
-                return {"job_id": argument, "state": "rejected", **rejected[-1]}
-            return {"job_id": argument, "state": "unknown", "error": "no such job"}
-        record = self.submit(argument)
-        if record is None:
-            return {"state": "rejected", "error": self.rejected[-1]["reason"]}
-        return {"job_id": record.id, "state": record.state}
 
     # -- step events ----------------------------------------------------------------------
 
@@ -439,12 +376,20 @@ class PipelineManager(Roster):
 
     def _finish(self, job: JobRecord, state: str, result: Any = None, error: Any = None) -> None:
         job.state, job.result, job.error = state, result, error
+        if self.journal is not None:
+            self.journal.save(job)
         job.finished_at = time.monotonic()
         job.token = job.worker_id = None
+        if state == FAILED:
+            self._watch_event("job.failed", job, error=error)
+        else:
+            self._watch_event("job.completed", job)
 
     def _queue(self, job: JobRecord, first: bool = False) -> None:
         """Queue the job for its current step; a stale token can no longer be accepted."""
         job.state, job.token, job.worker_id = QUEUED, None, None
+        if self.journal is not None:
+            self.journal.save(job)
         if job.in_queue:
             return
         job.in_queue = True
@@ -458,9 +403,4 @@ class PipelineManager(Roster):
             self._finish(job, FAILED, error={"step": job.job_type, "reason": "lost too many workers"})
             return
         self._queue(job, first=True)
-
-    def _reject(self, job: Any, reason: str) -> None:
-        job_id = job.get("id") if isinstance(job, dict) else None
-        self.rejected.append({"job_id": job_id if isinstance(job_id, str) else None, "reason": reason})
-        self.rejected_count += 1
-        log.warning("rejected a job: %s", reason)
+        self._watch_event("job.requeued", job)

@@ -72,7 +72,9 @@ class BadMessage(ValueError):
         super().__init__(f"{kind}: {detail}")
 
 
-def new_job(pipeline: str, instructions: dict[str, Any] | None = None, job_id: str | None = None) -> dict:
+def new_job(
+    pipeline: str, instructions: dict[str, Any] | None = None, job_id: str | None = None
+) -> dict[str, Any]:
     """Build a job to submit: ``{"id", "pipeline", "instructions"}``.
 
     Parameters
@@ -140,7 +142,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
-def check_job(job: Any, pipelines: dict[str, list[str]]) -> dict:
+def check_job(job: Any, pipelines: dict[str, list[str]]) -> dict[str, Any]:
     """Return ``job`` if it is well formed for one of ``pipelines``.
 
     Raises

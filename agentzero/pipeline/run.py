@@ -1,0 +1,308 @@
+"""``python -m agentzero.pipeline run``: a manager, its workers and a batch of jobs on this machine.
+
+The manager runs in this process (green); each step's workers are processes
+(``python -m agentzero.pipeline step ...``), so one can be killed part-way
+(``--kill-worker-at``) and the manager seen to send its jobs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from agentzero.core import SocketManager
+from agentzero.pipeline.builtin_steps import PIPELINES, STEPS, file_content
+from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.protocol import COMPLETED, new_job
+from agentzero.pipeline.steps import BadStep, Step, load_pipelines, load_step
+from agentzero.zero import context, zmq
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: the width rich is given when output is piped: a table takes what it needs, up to this
+PIPED_WIDTH = 1000
+
+
+class RunFailed(Exception):
+    """The run could not go on (the manager stopped taking jobs)."""
+
+
+def resolve_pipeline(spec: str) -> tuple[str, list[str], list[str]]:
+    """Return ``(name, job types, worker specs)`` of the one pipeline ``run --pipeline`` names.
+
+    ``spec`` is a built-in pipeline name, ``module:NAME`` (a mapping of one
+    pipeline name to its job types) or a ``.json`` file holding such a
+    mapping. Each job type is a built-in step, a ``module:StepClass`` path,
+    or (for ``module:NAME``) the ``job_type`` of a :class:`Step` subclass
+    defined in that module.
+
+    Raises
+    ------
+    BadStep
+        when the pipelines cannot be loaded, hold more than one pipeline, or
+        a job type has no step to run it.
+    """
+    if spec in PIPELINES:
+        return spec, list(PIPELINES[spec]), list(PIPELINES[spec])
+    if ":" not in spec and not spec.endswith(".json"):
+        raise BadStep(f"unknown pipeline {spec!r}: use one of {sorted(PIPELINES)}, module:NAME or FILE.json")
+    pipelines = load_pipelines(spec)
+    if len(pipelines) != 1:
+        raise BadStep(
+            f"{spec!r} holds {len(pipelines)} pipelines ({', '.join(sorted(pipelines))}): run takes one"
+        )
+    ((name, entries),) = pipelines.items()
+    module = None if spec.endswith(".json") else importlib.import_module(spec.partition(":")[0])
+    job_types, workers = [], []
+    for entry in entries:
+        if entry in STEPS:
+            job_types.append(entry)
+            workers.append(entry)
+        elif ":" in entry:
+            job_types.append(load_step(entry).job_type)
+            workers.append(entry)
+        else:
+            found = (
+                [
+                    value
+                    for value in vars(module).values()
+                    if isinstance(value, type) and issubclass(value, Step) and value.job_type == entry
+                ]
+                if module is not None
+                else []
+            )
+            if not found:
+                raise BadStep(
+                    f"{spec!r}: no step runs job type {entry!r} (a built-in, module:StepClass, "
+                    "or a Step subclass in the pipelines' module)"
+                )
+            job_types.append(entry)
+            workers.append(f"{found[0].__module__}:{found[0].__qualname__}")
+    return name, job_types, workers
+
+
+def make_console() -> Console:
+    """A rich console that wraps at the terminal's width, and not at all when piped."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPED_WIDTH
+        console.soft_wrap = True
+    return console
+
+
+def command_run(args: argparse.Namespace) -> int:
+    console = make_console()
+    name, steps, worker_specs = resolve_pipeline(args.pipeline)
+    if args.kill_manager_at:
+        from agentzero.pipeline.restarts import run_restarting
+
+        return run_restarting(console, name, steps, worker_specs, make_jobs(name, args), args)
+    manager = PipelineManager(
+        pipelines={name: steps}, max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout
+    )
+    addresses = manager.start()
+    console.print(f"manager up: status {addresses['status']}, events {addresses['events']}")
+    log_dir = tempfile.mkdtemp(prefix="agentzero-pipeline-logs-")
+    workers = [
+        start_worker(spec, addresses["status"], args.concurrency, log_dir)
+        for spec in worker_specs
+        for _ in range(args.workers)
+    ]
+    console.print(f"started {len(workers)} worker processes ({args.workers} per step: {', '.join(steps)})")
+    joining = time.monotonic()
+    while len(manager.workers) < len(workers) and time.monotonic() - joining < 30:
+        gevent.sleep(0.05)  # jobs wait for their workers anyway: measure from here
+    console.print(f"{len(manager.workers)} workers joined in {time.monotonic() - joining:.1f}s")
+    started = time.monotonic()
+    jobs = make_jobs(name, args)
+    with SocketManager(zmq, context) as client:
+        client.ensure_and_connect("jobs", zmq.PUSH, addresses["jobs"], 0)
+        for job in jobs:
+            if not client.send_safe("jobs", job, timeout=10):
+                raise RunFailed("the manager stopped taking jobs")
+        killed: list[int] = []
+        finished = run_with_progress(console, manager, steps, args, workers, killed)
+        client.close("jobs", linger=1000)
+    wall = time.monotonic() - started
+    stop_workers(workers)
+    manager.stop()
+
+    verified = verify_results(manager, jobs) if args.pipeline == "file-hash" else None
+    print_summary(console, manager, steps, wall, killed, verified)
+    everything_completed = finished and manager.stats()["completed"] == len(jobs)
+    if args.keep_logs:
+        console.print(f"worker logs are in {log_dir}")
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    if not everything_completed:
+        hint = "" if args.keep_logs else " (run with --keep-logs to read the workers' logs)"
+        console.print(f"[red]not every job completed[/red]{hint}")
+    elif verified is False:
+        console.print("[red]some results do not match their files[/red]")
+    else:
+        console.print(f"[green]all {len(jobs)} jobs completed[/green]")
+    return 0 if everything_completed and verified is not False else 1
+
+
+def make_jobs(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The jobs of ``run``: ``job-00000``, ``job-00001``..., each with its own file to make."""
+    return [
+        new_job(
+            name,
+            {"size": args.size, "seed": f"job-{number}", "delay": args.delay, **args.instructions},
+            job_id=f"job-{number:05d}",
+        )
+        for number in range(args.jobs)
+    ]
+
+
+# -- worker processes ---------------------------------------------------------------------------
+
+
+def spawn_pipeline(*args: str, **popen: Any) -> subprocess.Popen[Any]:
+    """Start ``python -m agentzero.pipeline args...`` with this agentzero importable first."""
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, [package_root, os.getcwd(), os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentzero.pipeline", *args], env=dict(os.environ, PYTHONPATH=path), **popen
+    )
+
+
+def start_worker(
+    job_type: str, manager_address: str, concurrency: int, log_dir: str, *options: str
+) -> subprocess.Popen[Any]:
+    """Start a step worker process for ``job_type`` (a built-in step or ``module:StepClass``).
+
+    Its output goes to a file in ``log_dir``; ``options`` are more ``step`` arguments.
+    """
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_type)
+    with open(os.path.join(log_dir, f"{safe_name}-{time.monotonic_ns()}.log"), "wb") as log_file:
+        process = spawn_pipeline(
+            "step",
+            job_type,
+            "--manager",
+            manager_address,
+            "--concurrency",
+            str(concurrency),
+            *options,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    process.job_type = job_type  # type: ignore[attr-defined]
+    return process
+
+
+def stop_workers(
+    processes: list[subprocess.Popen[Any]], timeout: float = 5.0, terminate: bool = True
+) -> None:
+    """SIGTERM the processes still running (unless ``terminate`` is false), wait, then kill the rest.
+
+    The wait yields to other greenlets, so a green manager keeps serving while its workers leave.
+    """
+    if terminate:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        while process.poll() is None and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_with_progress(
+    console: Console,
+    manager: PipelineManager,
+    steps: list[str],
+    args: argparse.Namespace,
+    workers: list[subprocess.Popen[Any]],
+    killed: list[int],
+) -> bool:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        overall = progress.add_task("all jobs", total=args.jobs)
+        per_step = {step: progress.add_task(step, total=args.jobs) for step in steps}
+
+        def tick() -> None:
+            stats = manager.stats()
+            for step, task in per_step.items():
+                progress.update(task, completed=stats["completed_per_step"].get(step, 0))
+            finished = stats["completed"] + stats["failed"] + stats["rejected"]
+            progress.update(overall, completed=finished)
+            if args.kill_worker_at and not killed and stats["completed"] >= args.kill_worker_at * args.jobs:
+                victim = workers[len(workers) // 2]
+                victim.send_signal(signal.SIGKILL)
+                killed.append(victim.pid)
+                job_type = victim.job_type  # type: ignore[attr-defined]
+                console.print(f"killed worker process {victim.pid} ({job_type}) with SIGKILL")
+
+        return manager.wait(args.jobs, timeout=args.timeout, on_tick=tick)
+
+
+def verify_results(manager: PipelineManager, jobs: list[dict[str, Any]]) -> bool:
+    """Check each completed job's hash against the file its instructions describe."""
+    for job in jobs:
+        record = manager.jobs.get(job["id"])
+        if record is None or record.state != COMPLETED:
+            continue
+        instructions = job["instructions"]
+        expected = hashlib.sha256(file_content(instructions["seed"], instructions["size"])).hexdigest()
+        if not isinstance(record.result, dict) or record.result.get("sha256") != expected:
+            return False
+    return True
+
+
+def print_summary(
+    console: Console,
+    manager: PipelineManager,
+    steps: list[str],
+    wall: float,
+    killed: list[int],
+    verified: bool | None,
+) -> None:
+    from rich.table import Table
+
+    stats = manager.stats()
+    table = Table(title="pipeline summary")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("jobs submitted", str(stats["jobs"] + stats["rejected"]))
+    table.add_row("completed", str(stats["completed"]))
+    table.add_row("failed", str(stats["failed"]))
+    table.add_row("rejected", str(stats["rejected"]))
+    table.add_row("retries", str(stats["retries"]))
+    table.add_row("re-dispatches", str(stats["redispatches"]))
+    table.add_row("stale results ignored", str(stats["stale_events"]))
+    table.add_row("bad messages dropped", str(sum(stats["bad_messages"].values())))
+    table.add_row("workers killed", str(len(killed)))
+    table.add_row("workers lost (detected)", str(stats["workers_lost"]))
+    for step in steps:
+        table.add_row(f"{step} throughput", f"{stats['throughput_per_step'].get(step, 0.0):.1f} jobs/s")
+    table.add_row("overall throughput", f"{stats['completed'] / wall:.1f} jobs/s" if wall else "-")
+    table.add_row("wall time", f"{wall:.2f} s")
+    if verified is not None:
+        table.add_row("hashes verified", "yes" if verified else "NO")
+    console.print(table)
+    failures = [job for job in manager.jobs.values() if job.state != COMPLETED]
+    for job in failures[:5]:
+        console.print(f"[yellow]{job.id}[/yellow] {job.state}: {job.error}")
