@@ -24,7 +24,7 @@ from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
 from agentzero.pipeline.worker import ask_manager
 from agentzero.util import get_free_tcp_port
 from agentzero.zero import context as green_context
-from tests.examples.pipeline_fakes import HandWorker, wait_until
+from tests.library.pipeline_fakes import HandWorker, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)

@@ -21,7 +21,7 @@ import pytest
 from agentzero.pipeline import PipelineManager, StepWorker, load_step
 from agentzero.pipeline.protocol import COMPLETED, new_job
 from agentzero.util import get_free_tcp_port
-from tests.examples.pipeline_fakes import wait_until
+from tests.library.pipeline_fakes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,7 @@ import pytest
 
 from agentzero.pipeline import PipelineManager, StepWorker, load_step
 from agentzero.pipeline.protocol import new_job
-from tests.examples.pipeline_fakes import wait_until
+from tests.library.pipeline_fakes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(60)

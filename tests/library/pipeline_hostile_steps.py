@@ -1,6 +1,6 @@
 """A step that misbehaves on request, for worker processes started by the tests.
 
-Run it with ``python -m agentzero.pipeline step tests.examples.pipeline_hostile_steps:Hostile``.
+Run it with ``python -m agentzero.pipeline step tests.library.pipeline_hostile_steps:Hostile``.
 What it does comes from the job's data:
 
 - ``{"result_size": N}``: return a result of about N bytes;

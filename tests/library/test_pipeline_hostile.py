@@ -17,7 +17,7 @@ from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, new_job
 from agentzero.pipeline.steps import load_step
 from agentzero.pipeline.worker import StepWorker
 from agentzero.zero import context as green_context
-from tests.examples.pipeline_fakes import HandWorker, start_manager, wait_until
+from tests.library.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

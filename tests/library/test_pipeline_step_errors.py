@@ -1,7 +1,7 @@
 """What a user's step may do wrong (issue 20): too large a result, any BaseException, and Ctrl-C.
 
 A real manager in this process (green) and real worker processes running
-:class:`tests.examples.pipeline_hostile_steps.Hostile`.
+:class:`tests.library.pipeline_hostile_steps.Hostile`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.protocol import COMPLETED, FAILED, QUEUED, new_job
 from agentzero.pipeline.run import start_worker, stop_workers
 from agentzero.zero import context as green_context
-from tests.examples.pipeline_fakes import wait_until
-from tests.examples.pipeline_hostile_steps import PIPELINES
+from tests.library.pipeline_fakes import wait_until
+from tests.library.pipeline_hostile_steps import PIPELINES
 
 pytestmark = pytest.mark.timeout(90)
 
-HOSTILE = "tests.examples.pipeline_hostile_steps:Hostile"
+HOSTILE = "tests.library.pipeline_hostile_steps:Hostile"
 #: small enough that a test makes larger results cheaply
 LIMIT = 64 * 1024
 

@@ -16,7 +16,7 @@ import pytest
 from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
 from agentzero.pipeline.steps import load_step
 from agentzero.pipeline.worker import StepWorker
-from tests.examples.pipeline_fakes import HandWorker, start_manager, wait_until
+from tests.library.pipeline_fakes import HandWorker, start_manager, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -23,7 +23,7 @@ from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.protocol import COMPLETED, new_job
 from agentzero.pipeline.run import start_worker, stop_workers
-from tests.examples.pipeline_fakes import wait_until
+from tests.library.pipeline_fakes import wait_until
 
 STEPS = ["generate-file", "calculate-hash", "delete-file"]
 
