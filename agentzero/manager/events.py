@@ -102,19 +102,15 @@ class Events(Routing):
 
         Raises
         ------
-        SocketNotFound
-            when the socket name is wrong.
-        WrongSocketType
-            when the socket is a ROUTER (use :meth:`send_reply_safe`),
-            before anything is sent, or cannot send at all.
-        SerializationError
-            when ``data`` cannot be serialized; nothing is sent.
         TypeError
             when ``topic`` is neither text nor bytes.
         SocketOptionError
             when ``topic`` is text UTF-8 cannot encode (a lone surrogate); nothing is sent.
-        SocketClosed
-            when the socket is closed while waiting.
+        SocketNotFound, WrongSocketType, SerializationError, SocketClosed
+            as :meth:`send_safe` raises them: a wrong name; a ROUTER (use
+            :meth:`send_reply_safe`) or a socket that cannot send, before
+            anything is sent; ``data`` that cannot be serialized, nothing sent;
+            the socket closed while waiting.
         """
         record, frames = self._event_frames(name, topic, data, timeout)
         if frames[1].__class__ is list:  # the serializer's document and large buffers
