@@ -110,6 +110,21 @@ def test_register_socket_adds_to_the_poller(manager, zmq_module, context):
         outsider.close(linger=0)
 
 
+def test_engage_sees_a_socket_added_with_register_socket(manager, zmq_module, context):
+    # every flavour reads one table: the asyncio engage() ignored such a socket before
+    outsider = context.socket(zmq_module.PULL)
+    outsider.bind("inproc://registered-outsider")
+    try:
+        manager.register_socket(outsider, zmq.POLLIN)
+        manager.ensure_and_connect("out", zmq_module.PUSH, "inproc://registered-outsider", 0)
+        assert manager.send_safe("out", "knock", timeout=5)
+        assert manager.engage(5000) == {outsider: zmq.POLLIN}
+        assert outsider in manager.registry
+    finally:
+        manager.register_socket(outsider, 0)
+        outsider.close(linger=0)
+
+
 def test_push_pull_round_trip_over_every_transport(manager, zmq_module, address):
     manager.ensure_and_bind("pipe-in", zmq_module.PULL, address, zmq.POLLIN)
     bound = manager.addresses["pipe-in"]
