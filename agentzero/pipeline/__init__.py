@@ -16,8 +16,9 @@ from here (see ``docs/steps.rst``). Install what the command line draws with
 """
 
 from agentzero.pipeline.builtin_steps import PIPELINES, STEPS
+from agentzero.pipeline.loading import load_pipelines, load_step
 from agentzero.pipeline.manager import PipelineManager
-from agentzero.pipeline.steps import Job, JobFailed, Step, load_pipelines, load_step
+from agentzero.pipeline.steps import Job, JobFailed, Step
 from agentzero.pipeline.worker import StepWorker
 
 __all__ = [

@@ -24,11 +24,11 @@ from agentzero.core import SocketManager
 from agentzero.errors import AgentZeroSocketError
 from agentzero.pipeline.builtin_steps import PIPELINES, STEPS, file_directory
 from agentzero.pipeline.journal import JournalError, default_path
+from agentzero.pipeline.loading import BadStep, load_pipelines, load_step
 from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.probe import ManagerUnreachable, ask_manager
 from agentzero.pipeline.protocol import new_job
 from agentzero.pipeline.run import RunFailed, command_run
-from agentzero.pipeline.steps import BadStep, load_pipelines, load_step
 from agentzero.pipeline.worker import DEFAULT_ORPHAN_TIMEOUT, StepWorker
 from agentzero.zero import context, zmq
 

@@ -27,6 +27,7 @@ import gevent
 from agentzero.core import SocketManager
 from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.probe import ManagerUnreachable, ask_manager
+from agentzero.pipeline.processes import spawn_pipeline, start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED
 from agentzero.util import get_free_tcp_port
 from agentzero.zero import context, zmq
@@ -50,8 +51,6 @@ class ManagerProcess:
         self.sockets = SocketManager(zmq, context)
 
     def start(self) -> None:
-        from agentzero.pipeline.run import spawn_pipeline
-
         self.starts += 1
         with open(self.directory / f"manager-{self.starts}.log", "wb") as log:
             self.process = spawn_pipeline(
@@ -105,8 +104,6 @@ def run_restarting(
 ) -> int:
     """Run the jobs with a manager process, killed once ``args.kill_manager_at`` of them completed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from agentzero.pipeline.run import start_worker, stop_workers
 
     directory = Path(tempfile.mkdtemp(prefix="agentzero-pipeline-run-"))
     manager = ManagerProcess(name, steps, args, directory)

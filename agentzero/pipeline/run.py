@@ -16,16 +16,18 @@ import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
 
 from agentzero.core import SocketManager
 from agentzero.pipeline.builtin_steps import PIPELINES, STEPS, file_content
+from agentzero.pipeline.loading import BadStep, load_pipelines, load_step
 from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.processes import start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, new_job
-from agentzero.pipeline.steps import BadStep, Step, load_pipelines, load_step
+from agentzero.pipeline.restarts import run_restarting
+from agentzero.pipeline.steps import Step
 from agentzero.zero import context, zmq
 
 if TYPE_CHECKING:
@@ -108,8 +110,6 @@ def command_run(args: argparse.Namespace) -> int:
     console = make_console()
     name, steps, worker_specs = resolve_pipeline(args.pipeline)
     if args.kill_manager_at:
-        from agentzero.pipeline.restarts import run_restarting
-
         return run_restarting(console, name, steps, worker_specs, make_jobs(name, args), args)
     manager = PipelineManager(
         pipelines={name: steps}, max_attempts=args.max_attempts, heartbeat_timeout=args.heartbeat_timeout
@@ -171,61 +171,6 @@ def make_jobs(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # -- worker processes ---------------------------------------------------------------------------
-
-
-def spawn_pipeline(*args: str, **popen: Any) -> subprocess.Popen[Any]:
-    """Start ``python -m agentzero.pipeline args...`` with this agentzero importable first."""
-    import sys
-
-    package_root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(filter(None, [package_root, os.getcwd(), os.environ.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "agentzero.pipeline", *args], env=dict(os.environ, PYTHONPATH=path), **popen
-    )
-
-
-def start_worker(
-    job_type: str, manager_address: str, concurrency: int, log_dir: str, *options: str
-) -> subprocess.Popen[Any]:
-    """Start a step worker process for ``job_type`` (a built-in step or ``module:StepClass``).
-
-    Its output goes to a file in ``log_dir``; ``options`` are more ``step`` arguments.
-    """
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_type)
-    with open(os.path.join(log_dir, f"{safe_name}-{time.monotonic_ns()}.log"), "wb") as log_file:
-        process = spawn_pipeline(
-            "step",
-            job_type,
-            "--manager",
-            manager_address,
-            "--concurrency",
-            str(concurrency),
-            *options,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    process.job_type = job_type  # type: ignore[attr-defined]
-    return process
-
-
-def stop_workers(
-    processes: list[subprocess.Popen[Any]], timeout: float = 5.0, terminate: bool = True
-) -> None:
-    """SIGTERM the processes still running (unless ``terminate`` is false), wait, then kill the rest.
-
-    The wait yields to other greenlets, so a green manager keeps serving while its workers leave.
-    """
-    if terminate:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        while process.poll() is None and time.monotonic() < deadline:
-            gevent.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def run_with_progress(

@@ -16,8 +16,8 @@ import zmq.green
 from agentzero.core import SocketManager
 from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.processes import start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, FAILED, new_job
-from agentzero.pipeline.run import start_worker, stop_workers
 from agentzero.pipeline.worker import ask_manager
 from agentzero.zero import context as green_context
 from examples.processes import REPO_ROOT

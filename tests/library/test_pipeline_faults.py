@@ -21,8 +21,8 @@ import pytest
 
 from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.processes import start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, new_job
-from agentzero.pipeline.run import start_worker, stop_workers
 from tests.library.pipeline_fakes import wait_until
 
 STEPS = ["generate-file", "calculate-hash", "delete-file"]

@@ -13,8 +13,8 @@ import pytest
 import zmq.green
 
 from agentzero.core import SocketManager
+from agentzero.pipeline.loading import load_step
 from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, new_job
-from agentzero.pipeline.steps import load_step
 from agentzero.pipeline.worker import StepWorker
 from agentzero.zero import context as green_context
 from tests.library.pipeline_fakes import HandWorker, start_manager, wait_until

@@ -36,8 +36,8 @@ import zmq.green
 from agentzero.core import SocketManager
 from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.probe import ManagerUnreachable, ask_manager
+from agentzero.pipeline.processes import spawn_pipeline, start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, new_job
-from agentzero.pipeline.run import spawn_pipeline, start_worker, stop_workers
 from agentzero.util import get_free_tcp_port
 from agentzero.zero import context as green_context
 

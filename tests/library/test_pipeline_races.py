@@ -13,8 +13,8 @@ import time
 import gevent
 import pytest
 
+from agentzero.pipeline.loading import load_step
 from agentzero.pipeline.protocol import COMPLETED, DISPATCHED, QUEUED, new_job
-from agentzero.pipeline.steps import load_step
 from agentzero.pipeline.worker import StepWorker
 from tests.library.pipeline_fakes import HandWorker, start_manager, wait_until
 

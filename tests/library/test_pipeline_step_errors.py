@@ -18,8 +18,8 @@ import zmq.green
 
 from agentzero.core import SocketManager
 from agentzero.pipeline.manager import PipelineManager
+from agentzero.pipeline.processes import start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, FAILED, QUEUED, new_job
-from agentzero.pipeline.run import start_worker, stop_workers
 from agentzero.zero import context as green_context
 from tests.library.pipeline_fakes import wait_until
 from tests.library.pipeline_hostile_steps import PIPELINES

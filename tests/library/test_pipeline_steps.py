@@ -14,7 +14,8 @@ import time
 import pytest
 
 from agentzero.pipeline.builtin_steps import CalculateHash, DeleteFile, GenerateFile, file_content
-from agentzero.pipeline.steps import BadStep, Job, JobFailed, Step, load_pipelines, load_step
+from agentzero.pipeline.loading import BadStep, load_pipelines, load_step
+from agentzero.pipeline.steps import Job, JobFailed, Step
 from examples.processes import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(90)
