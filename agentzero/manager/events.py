@@ -115,16 +115,7 @@ class Events(Routing):
         record, frames = self._event_frames(name, topic, data, timeout)
         if frames[1].__class__ is list:  # the serializer's document and large buffers
             return self._send_several(record, frames[:1], frames[1], timeout, polling_timeout)
-        try:
-            raw_send(record.socket, frames[0], NOBLOCK | SNDMORE)
-        except _ZMQError as exc:
-            return self._finish(self._send_steps(record, frames, exc, timeout, polling_timeout))
-        rest = self._send_rest(record, frames, 1)
-        if rest is not None:
-            return self._finish(rest)
-        if record.waiters:
-            self._waiting.after_operation(record)
-        return True
+        return self._send_frames(record, frames, timeout, polling_timeout)
 
     def recv_event_safe(
         self,

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import zmq
 
 from agentzero.errors import MessageTooLarge
-from agentzero.manager.backend import NOBLOCK, POLLIN, RCVMORE, SNDMORE, events, raw_get, raw_recv, raw_send
+from agentzero.manager.backend import NOBLOCK, POLLIN, RCVMORE, events, raw_get, raw_recv
 from agentzero.manager.checks import check_seconds, translate
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Waits
@@ -71,16 +71,7 @@ class Multipart(Waits):
         frames = tuple(frames)
         if not frames or not all(isinstance(frame, (bytes, bytearray, memoryview)) for frame in frames):
             raise TypeError(f"frames must be one or more bytes-like objects, got {frames!r:.200}")
-        try:
-            raw_send(record.socket, frames[0], NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK)
-        except _ZMQError as exc:
-            return self._finish(self._send_steps(record, frames, exc, timeout, None))
-        rest = self._send_rest(record, frames, 1)
-        if rest is not None:
-            return self._finish(rest)
-        if record.waiters:
-            self._waiting.after_operation(record)
-        return True
+        return self._send_frames(record, frames, timeout, None)
 
     def recv_multipart_safe(self, name: str, timeout: float | None = None) -> list[bytes] | None:
         """Wait for a message on the named socket and return its frames, as they are.

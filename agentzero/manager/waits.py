@@ -280,6 +280,29 @@ class Waits(Sockets):
             self._waiting.after_operation(record)
         return True
 
+    def _send_frames(
+        self,
+        record: SocketRecord,
+        frames: tuple[Any, ...],
+        timeout: float | None,
+        polling_timeout: float | None,
+    ) -> bool:
+        """Send ``frames`` as one message: at once when the socket takes the first, else through its steps.
+
+        The one send path of every call of several frames (``publish_safe``,
+        ``send_multipart_safe``); ``send_safe``'s one frame keeps its own, inlined.
+        """
+        try:
+            raw_send(record.socket, frames[0], NOBLOCK | SNDMORE if len(frames) > 1 else NOBLOCK)
+        except _ZMQError as exc:
+            return self._finish(self._send_steps(record, frames, exc, timeout, polling_timeout))
+        rest = self._send_rest(record, frames, 1)
+        if rest is not None:
+            return self._finish(rest)
+        if record.waiters:
+            self._waiting.after_operation(record)
+        return True
+
     def _send_rest(self, record: SocketRecord, frames: tuple[bytes, ...], start: int) -> Steps[bool] | None:
         """Send ``frames[start:]``, the rest of a message whose first frame was taken.
 
