@@ -47,6 +47,8 @@ MAX_DEPTH = 254  # documented in agentzero.serializers, which exports it
 # datetimes and dataclasses go through ``default=str``, as they did with the
 # standard library encoder agentzero always used.
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: the same without text for keys that are not text: cheaper, and a TypeError for such a key
+LOOSE_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 orjson_dumps = orjson.dumps
 orjson_loads = orjson.loads
 msgpack_unpackb = msgpack.unpackb
@@ -71,7 +73,7 @@ _TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
 LONG = 19
 _LONG_NUMBER = b"0" * LONG
 _LONG_TEXT_NUMBER = "0" * LONG
-_DIGITS = b"0123456789"
+DIGITS = _DIGITS = b"0123456789"
 _TEXT_DIGITS = str.maketrans("", "", "0123456789")
 
 

@@ -45,8 +45,10 @@ from agentzero import _serializer_checks as _checks
 from agentzero._out_of_band import OUT_OF_BAND_SIZE, References, pack_out_of_band
 from agentzero._serializer_checks import (
     CONTAINER_TYPES,
+    DIGITS,
     JSON_OPTIONS,
     LONG,
+    LOOSE_JSON_OPTIONS,
     SCAN_LIMIT,
     bytes_or_text,
     check_json_data,
@@ -69,6 +71,8 @@ from agentzero.errors import DeserializationError, SerializationError
 #: The deepest nesting of lists and dicts (maps and arrays) a serializer packs
 #: or unpacks: orjson's own limit when packing, so everything received can be sent back.
 MAX_DEPTH = _checks.MAX_DEPTH
+# the fewest bytes a value nested deeper than MAX_DEPTH takes
+_NESTING_BYTES = 2 * MAX_DEPTH
 #: The smallest ``bytes``, ``bytearray`` or ``memoryview`` that :class:`MSGPACK` sends as a frame of its own.
 OUT_OF_BAND_SIZE = OUT_OF_BAND_SIZE
 
@@ -267,6 +271,10 @@ class JSON(BaseSerializer):
     def pack_bytes(self, data: Any) -> bytes:
         if self.strict:
             return self._pack_strictly(data)
+        try:  # text keys only (the common case) cost less; any other key is a TypeError, retried below
+            return orjson_dumps(data, default=str, option=LOOSE_JSON_OPTIONS)
+        except TypeError:
+            pass
         try:
             return orjson_dumps(data, default=str, option=JSON_OPTIONS)
         except TypeError as exc:
@@ -303,14 +311,19 @@ class JSON(BaseSerializer):
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            payload = data if type(data) is bytes else bytes_or_text(data)
-            if len(payload) >= LONG and holds_long_number(payload):
+            if data.__class__ is bytes:  # what every frame is; fewer digits than LONG in all: no long number
+                payload: bytes | str = data
+                inexact = len(data) - len(data.translate(None, DIGITS)) >= LONG and holds_long_number(data)
+            else:
+                payload = bytes_or_text(data)
+                inexact = len(payload) >= LONG and holds_long_number(payload)
+            if inexact:
                 return exact_loads(payload)  # orjson would turn it into a float
             value = orjson_loads(payload)
         except (TypeError, ValueError, RecursionError) as exc:
             raise DeserializationError(data, f"invalid JSON: {type(exc).__name__}: {exc}") from exc
         # a value n levels deep takes 2n bytes and n opening brackets
-        if len(payload) > 2 * MAX_DEPTH and openings(payload) > MAX_DEPTH:
+        if len(payload) > _NESTING_BYTES and openings(payload) > MAX_DEPTH:
             try:
                 orjson_dumps(value)  # exact and fast: orjson packs at most MAX_DEPTH levels
             except TypeError:

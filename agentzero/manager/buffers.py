@@ -41,9 +41,7 @@ from agentzero.manager.backend import (
     NOBLOCK,
     NOT_READY_ERRNOS,
     POLLOUT,
-    RCVMORE,
     SNDMORE,
-    raw_get,
     raw_recv,
     raw_send,
 )
@@ -314,7 +312,8 @@ class Buffers(Multipart):
         count = len(head)
         refused = limit is not None and size > limit
         frames: list[Any] = list(head)
-        while raw_get(socket, RCVMORE):  # the frames of a message arrive together: this never waits
+        more = record.more
+        while more():  # the frames of a message arrive together: this never waits
             frame = raw_recv(socket, NOBLOCK, False)
             count += 1
             size += len(frame)

@@ -23,9 +23,7 @@ from agentzero.errors import (
 from agentzero.manager.backend import (
     NOBLOCK,
     NOT_READY_ERRNOS,
-    RCVMORE,
     SNDMORE,
-    raw_get,
     raw_recv,
     raw_send,
 )
@@ -174,9 +172,9 @@ class Events(Routing):
         """The rest of :meth:`recv_event_safe` once the first frame is read (see :meth:`_taking`)."""
         socket = record.socket
         name = record.name
-        if raw_get(socket, RCVMORE):
+        if record.more():
             second = raw_recv(socket, NOBLOCK)
-            if raw_get(socket, RCVMORE):
+            if record.more():
                 if (
                     self._unpack_frames is not None
                 ):  # a serializer that reads several frames (MSGPACK's buffers)

@@ -13,7 +13,7 @@ from typing import Any
 import zmq
 
 from agentzero.errors import DeserializationError
-from agentzero.manager.backend import NOBLOCK, RCVMORE, raw_get, raw_recv
+from agentzero.manager.backend import NOBLOCK, raw_recv
 from agentzero.manager.table import SocketRecord
 
 #: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
@@ -38,7 +38,8 @@ def read_rest_of_message(record: SocketRecord, received: tuple[bytes, ...]) -> t
         if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
             kept.append(frame)
     socket = record.socket
-    while raw_get(socket, RCVMORE):  # about the last frame received: the last of ``received`` first
+    more = record.more
+    while more():  # about the last frame received: the last of ``received`` first
         frame = raw_recv(socket, NOBLOCK)
         size += len(frame)
         if len(kept) < _RAW_FRAMES_KEPT and (limit is None or size <= limit):
@@ -58,7 +59,8 @@ def discard_rest_of_message(record: SocketRecord, waiting: Any) -> None:
     """
     socket = record.socket
     try:
-        while raw_get(socket, RCVMORE):
+        more = record.more
+        while more():
             raw_recv(socket, NOBLOCK)
     except _ZMQError:
         return

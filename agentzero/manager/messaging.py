@@ -30,8 +30,6 @@ from agentzero.errors import (
 )
 from agentzero.manager.backend import (
     NOBLOCK,
-    RCVMORE,
-    raw_get,
     raw_send,
 )
 from agentzero.manager.checks import (
@@ -145,7 +143,7 @@ class Messaging(Events):
 
     def _one_frame(self, record: SocketRecord, payload: bytes) -> Any:
         """The rest of :meth:`recv_safe` once the first frame, ``payload``, is read (see :meth:`_taking`)."""
-        if raw_get(record.socket, RCVMORE):
+        if record.more():
             if self._unpack_frames is not None:  # a serializer that reads several frames (MSGPACK's buffers)
                 return self._several_frames(record, [payload], 0)
             frames = self._rest_of_message(record, payload)

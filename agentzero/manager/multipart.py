@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import zmq
 
 from agentzero.errors import MessageTooLarge
-from agentzero.manager.backend import NOBLOCK, POLLIN, RCVMORE, events, raw_get, raw_recv
+from agentzero.manager.backend import NOBLOCK, POLLIN, events, raw_recv
 from agentzero.manager.checks import check_seconds, translate
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Waits
@@ -160,7 +160,8 @@ class Multipart(Waits):
         size = len(first)
         refused = limit is not None and size > limit
         count = 1
-        while raw_get(socket, RCVMORE):  # the frames of a message arrive together: this never waits
+        more = record.more
+        while more():  # the frames of a message arrive together: this never waits
             frame = raw_recv(socket, NOBLOCK)
             count += 1
             size += len(frame)

@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from agentzero.errors import PeersNotVisible, SocketClosed, WrongSocketType
-from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, POLLIN, RCVMORE, raw_get, raw_recv
+from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, POLLIN, raw_recv
 from agentzero.manager.checks import check_seconds, closed_error
 from agentzero.manager.frames import discard_rest_of_message
 from agentzero.manager.monitors import PeerMonitor, SocketEvent, drain, start_monitor
@@ -222,7 +222,7 @@ class Peers(Waits):
         try:
             while True:
                 frame = raw_recv(socket, NOBLOCK)
-                if raw_get(socket, RCVMORE):
+                if record.more():
                     discard_rest_of_message(record, self._waiting)
                 topic = frame[1:]
                 if frame[:1] == _SUBSCRIBE:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import zmq
 
 from agentzero.errors import SocketNotFound
-from agentzero.manager.backend import fileno
+from agentzero.manager.backend import fileno, more_reader
 
 _ROUTER = int(zmq.ROUTER)
 
@@ -46,6 +46,7 @@ class SocketRecord:
         "waiters",
         "watcher",
         "monitor",
+        "more",
     )
 
     def __init__(self, name: Any, socket: Any, socket_type: int, max_size: int | None = None) -> None:
@@ -69,6 +70,8 @@ class SocketRecord:
         self.watcher: Any = None
         #: its :class:`~agentzero.manager.monitors.PeerMonitor`, once one was started
         self.monitor: Any = None
+        #: ``more()``: non-zero when the frame just received has more after it (``zmq.RCVMORE``)
+        self.more = more_reader(socket)
 
     @property
     def type_name(self) -> str:
