@@ -56,6 +56,9 @@ from agentzero.patching import original
 _PERIOD = 0.005
 #: frames smaller than this are received as ``bytes`` (a copy costs less than a view's bookkeeping)
 _VIEW_SIZE = 4096
+#: frames from this size are freed as soon as their view is gone, not at the next round: memory
+#: freed at once is reused at once, where a round's worth of large frames would come back from the system
+_AT_ONCE_SIZE = 256 * 1024
 #: how many frames of a refused message :class:`MessageTooLarge` keeps in ``raw``
 _RAW_FRAMES_KEPT = 16
 
@@ -71,6 +74,7 @@ _set_handler = original("_signal", "signal")  # signal.signal without its enum c
 _pyzmq_gc = zmq.utils.garbage.gc
 _pyzmq_gc_lock = threading.Lock()
 _monotonic = time.monotonic
+_Empty = original("_queue", "Empty")
 _consume = collections.deque
 _Frame = zmq.Frame
 _c_char = ctypes.c_char
@@ -110,9 +114,9 @@ class _Releaser:
         if self.asleep:
             self._wake()
 
-    def watch(self, owner: Any, frame: Any) -> None:
-        """Free ``frame`` in the thread once ``owner`` is gone."""
-        release = _Release(owner, self.pending.append)
+    def watch(self, owner: Any, frame: Any, at_once: bool = False) -> None:
+        """Free ``frame`` in the thread once ``owner`` is gone: ``at_once``, or at its next round."""
+        release = _Release(owner, self.wake.put if at_once else self.pending.append)
         release.frame = frame
         self.live[id(release)] = release
         if self.asleep:
@@ -127,7 +131,7 @@ class _Releaser:
         self.asleep = False
 
     def _run(self) -> None:
-        pending, live, sleep = self.pending, self.live, original("time", "sleep")
+        pending, live = self.pending, self.live
         kept: list[Any] = []
         while True:
             while pending:
@@ -146,12 +150,17 @@ class _Releaser:
                 self.stopped.release()
                 return
             if kept or live:
-                sleep(_PERIOD)
-                continue
-            self.asleep = True
-            if not pending:
-                self.wake.get()
-            self.asleep = False
+                try:
+                    woken = self.wake.get(timeout=_PERIOD)
+                except _Empty:
+                    continue
+            else:
+                self.asleep = True
+                woken = self.wake.get() if not pending else None
+                self.asleep = False
+            if woken is not None:  # a large frame's owner is gone: freed now, not at the next round
+                pending.append(woken)
+            del woken
 
 
 def unsignalled(start: Callable[..., Any], *arguments: Any) -> Any:
@@ -236,7 +245,7 @@ def view_of(frame: Any) -> Any:
     address = ctypes.addressof((_c_char * size).from_buffer(whole))
     whole.release()
     owner = (_c_char * size).from_address(address)
-    _releaser.watch(owner, frame)
+    _releaser.watch(owner, frame, size >= _AT_ONCE_SIZE)
     return memoryview(owner).cast("B").toreadonly()
 
 

@@ -252,3 +252,28 @@ def test_the_console_shows_a_large_buffer_as_its_bytes():
     from agentzero.cli.tail import render
 
     assert render({"blob": memoryview(b"\x00\xff")}) == render({"blob": b"\x00\xff"})
+
+
+def test_a_large_received_frame_is_freed_as_soon_as_its_view_is_dropped(pipe):
+    """Memory freed at once is reused at once: a round's wait per large frame halved a 1 MiB stream."""
+    import weakref
+
+    from agentzero.manager import buffers
+
+    period = buffers._PERIOD
+    buffers._PERIOD = 60.0  # rounds far apart: only freeing at once passes
+    try:
+        _releaser.wake.put(None)  # the thread's current round ends; its next waits a minute
+        assert pipe.send_safe("out", {"blob": bytes(512 * 1024)})
+        view = pipe.recv_safe("in")["blob"]
+        frames = [weakref.ref(r.frame) for r in list(_releaser.live.values()) if r.frame is not None]
+        assert frames and len(view) == 512 * 1024
+        del view
+        for _ in range(200):
+            if all(frame() is None for frame in frames):
+                break
+            threading.Event().wait(0.01)
+        assert [frame() for frame in frames] == [None] * len(frames)
+    finally:
+        buffers._PERIOD = period
+        _releaser.wake.put(None)
