@@ -92,8 +92,10 @@ class _Releaser:
 
     What is handed over is appended to ``pending`` (by a C function: no Python
     code runs), and the thread takes it every :data:`_PERIOD` seconds while
-    there is work, so a message costs no thread switch. With nothing pending,
-    kept or watched, it waits until woken. Whoever drops the last reference to
+    there is work, so a message costs no thread switch; a frame of
+    :data:`_AT_ONCE_SIZE` or more is put in ``wake`` instead (a C function
+    too), which wakes the thread at once. With nothing pending, kept or
+    watched, it waits until woken. Whoever drops the last reference to
     an object frees it: a Frame the caller still holds for a moment after
     handing it over is kept until the thread holds the only reference.
     """
