@@ -18,7 +18,7 @@ import zmq
 from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
-from agentzero.manager.buffers import _releaser
+from agentzero.manager.releasing import _releaser
 from agentzero.serializers import JSON, MSGPACK, OUT_OF_BAND_SIZE
 from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
