@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from agentzero.flavours import choose, default_context
 from agentzero.loggers import Loggers
 from agentzero.manager.addresses import Addresses
+from agentzero.manager.closing import DEFAULT_LINGER
 from agentzero.manager.events import Event
 from agentzero.manager.peers import SocketEvent
 from agentzero.manager.routing import Request
 from agentzero.manager.security import Security
-from agentzero.manager.sockets import DEFAULT_LINGER
 from agentzero.manager.waits import SUBSCRIBE_CHECK_INTERVAL
 from agentzero.serializers import BaseSerializer
 

@@ -12,7 +12,8 @@ freed (``munmap`` takes milliseconds) would be lost. So no Frame of agentzero's
 is ever freed in the main thread. A received frame is handed out as a view of
 a ``ctypes`` array over its memory, not of the Frame; when the array is freed,
 a weak reference's callback (a C function: no Python code runs, so no signal
-handler either) queues the Frame to a thread of its own, which frees it. A
+handler either) queues the Frame to a thread of its own, which frees it
+(:mod:`agentzero.manager.releasing`). A
 Frame that was sent is queued the same way once the call is over. Python runs
 signal handlers only in the main thread, so a pending Ctrl-C stays pending and
 is raised where the program is, as an ordinary ``KeyboardInterrupt``.
@@ -20,21 +21,16 @@ is raised where the program is, as an ordinary ``KeyboardInterrupt``.
 
 from __future__ import annotations
 
-import atexit
 import collections
-import ctypes
 import os
 import signal
-import sys
 import threading
 import time
-import weakref
 from itertools import islice, repeat
 from operator import length_hint
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 
 import zmq
-import zmq.utils.garbage
 
 from agentzero.errors import MessageTooLarge
 from agentzero.manager.backend import (
@@ -48,17 +44,11 @@ from agentzero.manager.backend import (
 from agentzero.manager.checks import translate, wait_arguments
 from agentzero.manager.frames import deserialization_error
 from agentzero.manager.multipart import MAX_FRAMES, Multipart
+from agentzero.manager.releasing import release, release_sent, view_of, zero_copy_frame
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Steps
 from agentzero.patching import original
 
-#: how often, in seconds, the releasing thread frees what it was handed while there is any
-_PERIOD = 0.005
-#: frames smaller than this are received as ``bytes`` (a copy costs less than a view's bookkeeping)
-_VIEW_SIZE = 4096
-#: frames from this size are freed as soon as their view is gone, not at the next round: memory
-#: freed at once is reused at once, where a round's worth of large frames would come back from the system
-_AT_ONCE_SIZE = 256 * 1024
 #: how many frames of a refused message :class:`MessageTooLarge` keeps in ``raw``
 _RAW_FRAMES_KEPT = 16
 
@@ -70,185 +60,9 @@ _T = TypeVar("_T")
 _MAIN_THREAD = threading.main_thread().ident
 _SIGINT = signal.SIGINT
 _set_handler = original("_signal", "signal")  # signal.signal without its enum conversion (10x dearer)
-#: pyzmq's zero-copy garbage collector (a thread that drops the buffers libzmq is done with)
-_pyzmq_gc = zmq.utils.garbage.gc
-_pyzmq_gc_lock = threading.Lock()
 _monotonic = time.monotonic
-_Empty = original("_queue", "Empty")
 _consume = collections.deque
 _Frame = zmq.Frame
-_c_char = ctypes.c_char
-
-
-class _Release(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to what the caller holds; its callback queues ``frame`` to the releasing thread."""
-
-    __slots__ = ("frame",)
-    frame: Any
-
-
-class _Releaser:
-    """The thread that frees agentzero's ``zmq.Frame`` objects, so that none is freed in the main thread.
-
-    What is handed over is appended to ``pending`` (by a C function: no Python
-    code runs), and the thread takes it every :data:`_PERIOD` seconds while
-    there is work, so a message costs no thread switch; a frame of
-    :data:`_AT_ONCE_SIZE` or more is put in ``wake`` instead (a C function
-    too), which wakes the thread at once. With nothing pending, kept or
-    watched, it waits until woken. Whoever drops the last reference to
-    an object frees it: a Frame the caller still holds for a moment after
-    handing it over is kept until the thread holds the only reference.
-    """
-
-    def __init__(self) -> None:
-        self.pending: collections.deque[Any] = collections.deque()
-        self.live: dict[int, Any] = {}  # by id: a weak reference hashes as its referent
-        self.wake = original("_queue", "SimpleQueue")()
-        self.asleep = True
-        self.started = False
-        self.stopping = False
-        self.stopped = original("_thread", "allocate_lock")()
-        self.stopped.acquire()
-
-    def put(self, item: Any) -> None:
-        """Free ``item`` (any object, or a list of them) in the thread."""
-        self.pending.append(item)
-        if self.asleep:
-            self._wake()
-
-    def watch(self, owner: Any, frame: Any, at_once: bool = False) -> None:
-        """Free ``frame`` in the thread once ``owner`` is gone: ``at_once``, or at its next round."""
-        release = _Release(owner, self.wake.put if at_once else self.pending.append)
-        release.frame = frame
-        self.live[id(release)] = release
-        if self.asleep:
-            self._wake()
-
-    def _wake(self) -> None:
-        if not self.started:
-            self.started = True
-            unsignalled(original("_thread", "start_new_thread"), self._run, ())
-        else:
-            self.wake.put(None)
-        self.asleep = False
-
-    def _run(self) -> None:
-        pending, live = self.pending, self.live
-        kept: list[Any] = []
-        while True:
-            while pending:
-                item = pending.popleft()
-                if item.__class__ is _Release:
-                    live.pop(id(item), None)
-                    kept.append(item.frame)
-                    item.frame = None
-                elif item.__class__ is list:
-                    kept.extend(item)
-                else:
-                    kept.append(item)
-                del item
-            kept = _held_elsewhere(kept)  # the others are freed here
-            if self.stopping and not (kept or pending):
-                self.stopped.release()
-                return
-            if kept or live:
-                try:
-                    woken = self.wake.get(timeout=_PERIOD)
-                except _Empty:
-                    continue
-            else:
-                self.asleep = True
-                woken = self.wake.get() if not pending else None
-                self.asleep = False
-            if woken is not None:  # a large frame's owner is gone: freed now, not at the next round
-                pending.append(woken)
-            del woken
-
-
-def unsignalled(start: Callable[..., Any], *arguments: Any) -> Any:
-    """Call ``start`` (which starts a thread) with every signal blocked, so the thread never receives one.
-
-    A thread inherits its signal mask. A process-directed signal (Ctrl-C's
-    SIGINT) goes to any thread that does not block it; Python handles it in
-    the main thread anyway, but a blocking call in the thread it landed on
-    fails with ``EINTR``: pyzmq's zero-copy garbage-collection thread dies of
-    it, and every zero-copy send of the process after it. libzmq's own threads
-    block every signal the same way.
-    """
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:  # Windows: no signal masks, and no such signals
-        return start(*arguments)
-    previous = block(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        return start(*arguments)
-    finally:
-        block(signal.SIG_SETMASK, previous)
-
-
-def _zero_copy_frame(buffer: Any) -> Any:
-    """``zmq.Frame(buffer, copy=False)``, pyzmq's garbage-collection thread started first, unsignalled."""
-    if not _pyzmq_gc.is_alive():
-        with _pyzmq_gc_lock:
-            if not _pyzmq_gc.is_alive():
-                unsignalled(_pyzmq_gc.start)
-    return _Frame(buffer, copy=False)
-
-
-def _held_elsewhere(items: list[Any]) -> list[Any]:
-    """Those of ``items`` that someone else than the releasing thread still holds."""
-    held = []
-    for item in items:
-        if getrefcount(item) > _ALONE:
-            held.append(item)
-    return held
-
-
-def _alone() -> int:
-    """What ``getrefcount`` says, in :func:`_held_elsewhere`'s loop, of an item no one else holds."""
-    for item in [object()]:
-        return getrefcount(item)
-    raise AssertionError("unreachable")
-
-
-getrefcount = sys.getrefcount
-_ALONE = _alone()
-
-
-_releaser = _Releaser()
-
-
-@atexit.register  # before pyzmq's garbage collector stops (atexit runs the last registered first)
-def _stop_releasing() -> None:
-    """Free what the thread holds before the interpreter (and pyzmq's garbage collector) goes away."""
-    releaser = _releaser
-    if releaser.started:
-        releaser.stopping = True
-        releaser.wake.put(None)
-        releaser.stopped.acquire(timeout=2)
-
-
-def _after_fork() -> None:  # the thread is not in the child; its Frames belong to the parent's context
-    global _releaser
-    _releaser = _Releaser()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_after_fork)
-
-
-def view_of(frame: Any) -> Any:
-    """A read-only ``memoryview`` of a received ``zmq.Frame``'s memory; the Frame is freed elsewhere."""
-    size = len(frame)
-    if size < _VIEW_SIZE:
-        data: bytes = frame.bytes
-        _releaser.put(frame)
-        return data
-    whole = memoryview(frame)
-    address = ctypes.addressof((_c_char * size).from_buffer(whole))
-    whole.release()
-    owner = (_c_char * size).from_address(address)
-    _releaser.watch(owner, frame, size >= _AT_ONCE_SIZE)
-    return memoryview(owner).cast("B").toreadonly()
 
 
 class Buffers(Multipart):
@@ -269,11 +83,11 @@ class Buffers(Multipart):
         try:
             sent = guarded(send_whole, record, frames, len(head) + 1)
         except BaseException:
-            _release(frames)
+            release_sent(frames)
             raise
         if not sent:
             return self._finish(self._several_steps(record, frames, timeout, polling_timeout))
-        _release(frames)
+        release_sent(frames)
         if record.waiters:
             self._waiting.after_operation(record)
         return True
@@ -284,7 +98,7 @@ class Buffers(Multipart):
         try:
             return bool(guarded(send_whole, record, frames, len(head) + 1))
         finally:
-            _release(frames)
+            release_sent(frames)
 
     def _several_steps(
         self, record: SocketRecord, frames: list[Any], timeout: float | None, polling_timeout: float | None
@@ -303,7 +117,7 @@ class Buffers(Multipart):
                         self._waiting.after_operation(record)
                     return True
         finally:
-            _release(frames)
+            release_sent(frames)
 
     def _several_frames(self, record: SocketRecord, head: list[bytes], keep: int) -> Any:
         """:meth:`_read_several`, a Ctrl-C that pyzmq would drop raised again (see :func:`guarded`)."""
@@ -330,7 +144,7 @@ class Buffers(Multipart):
             size += len(frame)
             if refused or count > MAX_FRAMES or (limit is not None and size > limit):
                 refused = True
-                _releaser.put(frame)  # dropped at once: no more than the limit is kept
+                release(frame)  # dropped at once: no more than the limit is kept
             else:
                 frames.append(view_of(frame))
         if record.waiters:
@@ -386,7 +200,7 @@ def send_whole(record: SocketRecord, frames: list[Any], buffers: int) -> bool:
     """Send ``frames`` as one message if the socket takes its first frame now; else ``False``, nothing sent.
 
     ``frames[buffers:]`` are sent without a copy (each becomes a ``zmq.Frame``
-    in ``frames``, once, to be released with :func:`_release`).
+    in ``frames``, once, to be released with :func:`~agentzero.manager.releasing.release_sent`).
 
     A message is never cut short: an exception raised between two frames (a
     Ctrl-C, which pyzmq raises once a frame is sent) is raised again only
@@ -401,7 +215,7 @@ def send_whole(record: SocketRecord, frames: list[Any], buffers: int) -> bool:
     last = len(frames) - 1
     for index in range(buffers, last + 1):
         if not isinstance(frames[index], _Frame):
-            frames[index] = _zero_copy_frame(frames[index])
+            frames[index] = zero_copy_frame(frames[index])
     pending = iter(frames)
     flags = iter([NOBLOCK | SNDMORE] * last + [NOBLOCK])
     interruption: BaseException | None = None
@@ -430,15 +244,6 @@ def send_whole(record: SocketRecord, frames: list[Any], buffers: int) -> bool:
     if interruption is not None:
         raise interruption
     return True
-
-
-def _release(frames: Sequence[Any]) -> None:
-    """Hand the Frames of a sent message to the releasing thread (the last reference to each goes there)."""
-    sent = [frame for frame in frames if isinstance(frame, _Frame)]
-    if sent:
-        if isinstance(frames, list):
-            frames[:] = [frame for frame in frames if not isinstance(frame, _Frame)]
-        _releaser.put(sent)
 
 
 def _kept(frames: list[Any], limit: int | None) -> list[Any]:

@@ -12,7 +12,6 @@ against its file's content, and the steps it passed counted, once per job.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import signal
@@ -25,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from agentzero.core import SocketManager
-from agentzero.pipeline.builtin_steps import file_content
 from agentzero.pipeline.probe import ManagerUnreachable, ask_manager
 from agentzero.pipeline.processes import spawn_pipeline, start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED
+from agentzero.pipeline.summary import hash_matches, print_table, verdict
 from agentzero.util import get_free_tcp_port
 from agentzero.zero import context, zmq
 
@@ -185,45 +184,32 @@ def summarize(
     directory: Path,
     args: argparse.Namespace,
 ) -> int:
-    from rich.table import Table
-
     completed = [view for view in views if view.get("state") == COMPLETED]
     runs = {step: sum(view.get("passed", []).count(step) for view in views) for step in steps}
     verified = (
-        all(_hash_matches(job, view) for job, view in zip(jobs, views))
+        all(hash_matches(job, view.get("result")) for job, view in zip(jobs, views))
         if args.pipeline == "file-hash"
         else None
     )
-    table = Table(title="pipeline summary (manager killed and restarted)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("jobs submitted", str(len(jobs)))
-    table.add_row("completed", str(len(completed)))
-    table.add_row("manager restarts", str(restarts))
-    table.add_row("workers killed", str(len(killed_worker)))
+    rows = [
+        ("jobs submitted", str(len(jobs))),
+        ("completed", str(len(completed))),
+        ("manager restarts", str(restarts)),
+        ("workers killed", str(len(killed_worker))),
+    ]
     for step in steps:
-        table.add_row(f"{step} runs accepted", f"{runs[step]} (one per job: {runs[step] == len(jobs)})")
-    table.add_row("overall throughput", f"{len(completed) / wall:.1f} jobs/s" if wall else "-")
-    table.add_row("wall time", f"{wall:.2f} s")
-    if verified is not None:
-        table.add_row("hashes verified", "yes" if verified else "NO")
-    console.print(table)
+        rows.append((f"{step} runs accepted", f"{runs[step]} (one per job: {runs[step] == len(jobs)})"))
+    title = "pipeline summary (manager killed and restarted)"
+    print_table(console, title, rows, len(completed), wall, verified)
     once = finished and len(completed) == len(jobs) and all(runs[step] == len(jobs) for step in steps)
     if args.keep_logs:
         console.print(f"the manager's journal and every log are in {directory}")
     else:
         shutil.rmtree(directory, ignore_errors=True)
-    if not once:
-        console.print("[red]not every job completed exactly once[/red]")
-    elif verified is False:
-        console.print("[red]some results do not match their files[/red]")
-    else:
-        console.print(f"[green]all {len(jobs)} jobs completed, each exactly once[/green]")
-    return 0 if once and verified is not False else 1
-
-
-def _hash_matches(job: dict[str, Any], view: dict[str, Any]) -> bool:
-    instructions = job["instructions"]
-    expected = hashlib.sha256(file_content(instructions["seed"], instructions["size"])).hexdigest()
-    result = view.get("result")
-    return isinstance(result, dict) and result.get("sha256") == expected
+    return verdict(
+        console,
+        once,
+        verified,
+        "[red]not every job completed exactly once[/red]",
+        f"[green]all {len(jobs)} jobs completed, each exactly once[/green]",
+    )

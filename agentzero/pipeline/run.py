@@ -8,7 +8,6 @@ The manager runs in this process (green); each step's workers are processes
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import os
 import shutil
@@ -21,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from agentzero.core import SocketManager
-from agentzero.pipeline.builtin_steps import PIPELINES, STEPS, file_content
+from agentzero.pipeline.builtin_steps import PIPELINES, STEPS
 from agentzero.pipeline.loading import BadStep, load_pipelines, load_step
 from agentzero.pipeline.manager import PipelineManager
 from agentzero.pipeline.processes import start_worker, stop_workers
 from agentzero.pipeline.protocol import COMPLETED, new_job
 from agentzero.pipeline.restarts import run_restarting
 from agentzero.pipeline.steps import Step
+from agentzero.pipeline.summary import hash_matches, print_table, verdict
 from agentzero.zero import context, zmq
 
 if TYPE_CHECKING:
@@ -148,14 +148,14 @@ def command_run(args: argparse.Namespace) -> int:
         console.print(f"worker logs are in {log_dir}")
     else:
         shutil.rmtree(log_dir, ignore_errors=True)
-    if not everything_completed:
-        hint = "" if args.keep_logs else " (run with --keep-logs to read the workers' logs)"
-        console.print(f"[red]not every job completed[/red]{hint}")
-    elif verified is False:
-        console.print("[red]some results do not match their files[/red]")
-    else:
-        console.print(f"[green]all {len(jobs)} jobs completed[/green]")
-    return 0 if everything_completed and verified is not False else 1
+    hint = "" if args.keep_logs else " (run with --keep-logs to read the workers' logs)"
+    return verdict(
+        console,
+        everything_completed,
+        verified,
+        f"[red]not every job completed[/red]{hint}",
+        f"[green]all {len(jobs)} jobs completed[/green]",
+    )
 
 
 def make_jobs(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -210,9 +210,7 @@ def verify_results(manager: PipelineManager, jobs: list[dict[str, Any]]) -> bool
         record = manager.jobs.get(job["id"])
         if record is None or record.state != COMPLETED:
             continue
-        instructions = job["instructions"]
-        expected = hashlib.sha256(file_content(instructions["seed"], instructions["size"])).hexdigest()
-        if not isinstance(record.result, dict) or record.result.get("sha256") != expected:
+        if not hash_matches(job, record.result):
             return False
     return True
 
@@ -225,29 +223,22 @@ def print_summary(
     killed: list[int],
     verified: bool | None,
 ) -> None:
-    from rich.table import Table
-
     stats = manager.stats()
-    table = Table(title="pipeline summary")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("jobs submitted", str(stats["jobs"] + stats["rejected"]))
-    table.add_row("completed", str(stats["completed"]))
-    table.add_row("failed", str(stats["failed"]))
-    table.add_row("rejected", str(stats["rejected"]))
-    table.add_row("retries", str(stats["retries"]))
-    table.add_row("re-dispatches", str(stats["redispatches"]))
-    table.add_row("stale results ignored", str(stats["stale_events"]))
-    table.add_row("bad messages dropped", str(sum(stats["bad_messages"].values())))
-    table.add_row("workers killed", str(len(killed)))
-    table.add_row("workers lost (detected)", str(stats["workers_lost"]))
+    rows = [
+        ("jobs submitted", str(stats["jobs"] + stats["rejected"])),
+        ("completed", str(stats["completed"])),
+        ("failed", str(stats["failed"])),
+        ("rejected", str(stats["rejected"])),
+        ("retries", str(stats["retries"])),
+        ("re-dispatches", str(stats["redispatches"])),
+        ("stale results ignored", str(stats["stale_events"])),
+        ("bad messages dropped", str(sum(stats["bad_messages"].values()))),
+        ("workers killed", str(len(killed))),
+        ("workers lost (detected)", str(stats["workers_lost"])),
+    ]
     for step in steps:
-        table.add_row(f"{step} throughput", f"{stats['throughput_per_step'].get(step, 0.0):.1f} jobs/s")
-    table.add_row("overall throughput", f"{stats['completed'] / wall:.1f} jobs/s" if wall else "-")
-    table.add_row("wall time", f"{wall:.2f} s")
-    if verified is not None:
-        table.add_row("hashes verified", "yes" if verified else "NO")
-    console.print(table)
+        rows.append((f"{step} throughput", f"{stats['throughput_per_step'].get(step, 0.0):.1f} jobs/s"))
+    print_table(console, "pipeline summary", rows, stats["completed"], wall, verified)
     failures = [job for job in manager.jobs.values() if job.state != COMPLETED]
     for job in failures[:5]:
         console.print(f"[yellow]{job.id}[/yellow] {job.state}: {job.error}")

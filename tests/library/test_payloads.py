@@ -18,7 +18,7 @@ import zmq
 from agentzero.asyncio import SocketManager as AsyncioSocketManager
 from agentzero.core import SocketManager
 from agentzero.errors import DeserializationError, MessageTooLarge, SerializationError
-from agentzero.manager.buffers import _releaser
+from agentzero.manager.releasing import _releaser
 from agentzero.serializers import JSON, MSGPACK, OUT_OF_BAND_SIZE
 from tests.blocking_asyncio import ASYNCIO_FLAVOUR, BlockingAsyncioManager
 
@@ -258,15 +258,17 @@ def test_a_large_received_frame_is_freed_as_soon_as_its_view_is_dropped(pipe):
     """Memory freed at once is reused at once: a round's wait per large frame halved a 1 MiB stream."""
     import weakref
 
-    from agentzero.manager import buffers
+    from agentzero.manager import releasing
 
-    period = buffers._PERIOD
-    buffers._PERIOD = 60.0  # rounds far apart: only freeing at once passes
+    period = releasing._PERIOD
+    releasing._PERIOD = 60.0  # rounds far apart: only freeing at once passes
     try:
         _releaser.wake.put(None)  # the thread's current round ends; its next waits a minute
         assert pipe.send_safe("out", {"blob": bytes(512 * 1024)})
         view = pipe.recv_safe("in")["blob"]
-        frames = [weakref.ref(r.frame) for r in list(_releaser.live.values()) if r.frame is not None]
+        live = [release.frame for release in list(_releaser.live.values())]
+        frames = [weakref.ref(frame) for frame in live if frame is not None and len(frame) == 512 * 1024]
+        del live
         assert frames and len(view) == 512 * 1024
         del view
         for _ in range(200):
@@ -275,5 +277,5 @@ def test_a_large_received_frame_is_freed_as_soon_as_its_view_is_dropped(pipe):
             threading.Event().wait(0.01)
         assert [frame() for frame in frames] == [None] * len(frames)
     finally:
-        buffers._PERIOD = period
+        releasing._PERIOD = period
         _releaser.wake.put(None)

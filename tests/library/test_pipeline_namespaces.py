@@ -20,16 +20,25 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from agentzero.pipeline.builtin_steps import file_content
+from tests.library.network_namespaces import (
+    in_ns,
+    manager_stats,
+    network_namespaces,
+    pipeline_cli,
+    random_subnets,
+    skip_unless_able,
+    start_manager,
+    stop_all,
+    tc,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["generate-file", "calculate-hash", "delete-file"]
@@ -37,33 +46,17 @@ JOBS = 100
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-
-
-def tc(namespace: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, "tc", *args], capture_output=True, text=True, timeout=10
-    )
-
-
 @pytest.fixture
 def hosts():
     """Three namespaces: ``{"manager": (ns, ip), "w1": (ns, ip), "w2": (ns, ip)}``, 20 ms per link."""
-    if os.geteuid() != 0:
-        pytest.skip("creating network namespaces needs root")
-    for tool in ("ip", "tc"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"the '{tool}' command (iproute2) is not installed")
+    skip_unless_able("ip", "tc")
     tag = secrets.token_hex(3)
     names = {"manager": f"az-m-{tag}", "w1": f"az-a-{tag}", "w2": f"az-b-{tag}"}
-    nets = [f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}" for _ in range(2)]
-    while nets[1] == nets[0]:
-        nets[1] = f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}"
+    nets = random_subnets(2)
     links = []  # (manager end, worker end, worker ns, manager ip, worker ip)
     for number, (worker, net) in enumerate(zip(("w1", "w2"), nets)):
         links.append((f"azm{number}{tag}", f"azw{number}{tag}", names[worker], f"{net}.1", f"{net}.2"))
-    setup = [("netns", "add", name) for name in names.values()]
+    setup = []
     for manager_end, worker_end, worker_ns, manager_ip, worker_ip in links:
         setup += [
             ("link", "add", manager_end, "type", "veth", "peer", "name", worker_end),
@@ -78,13 +71,7 @@ def hosts():
         ]
     setup.append(("-n", names["manager"], "link", "set", "lo", "up"))
     latency = "20 ms per link"
-    try:
-        for command in setup:
-            done = ip(*command)
-            if done.returncode != 0:
-                pytest.skip(
-                    f"cannot set up network namespaces: 'ip {' '.join(command)}': {done.stderr.strip()}"
-                )
+    with network_namespaces(list(names.values()), setup):
         for manager_end, worker_end, worker_ns, _, _ in links:
             for namespace, device in ((names["manager"], manager_end), (worker_ns, worker_end)):
                 done = tc(namespace, "qdisc", "add", "dev", device, "root", "netem", "delay", "20ms")
@@ -99,13 +86,6 @@ def hosts():
             "w2": (names["w2"], links[1][4]),
             "latency": latency,
         }
-    finally:
-        for name in names.values():
-            ip("netns", "del", name)  # takes the veth pairs and their qdiscs with it
-
-
-def in_ns(namespace: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", namespace, sys.executable, "-m", "agentzero.pipeline", *args]
 
 
 def test_three_hosts_with_20ms_links_complete_every_job_exactly_once(hosts, tmp_path):
@@ -114,19 +94,10 @@ def test_three_hosts_with_20ms_links_complete_every_job_exactly_once(hosts, tmp_
     env = dict(os.environ, PYTHONPATH=str(ROOT), AGENTZERO_PIPELINE_DIR=str(tmp_path / "files"))
     processes: list[subprocess.Popen] = []
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(in_ns(manager_ns, *args), env=env, capture_output=True, text=True, timeout=60)
+    cli = pipeline_cli(manager_ns, env, 60)
 
     try:
-        manager = subprocess.Popen(
-            in_ns(manager_ns, "manager", "--bind", manager_ip, "--journal", str(journal)),
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(manager)
-        status = manager.stdout.readline().split()[1]
-        assert status.startswith(f"tcp://{manager_ip}:"), status
+        status = start_manager(processes, manager_ns, manager_ip, env, "--journal", str(journal))
         for host in ("w1", "w2"):
             worker_ns, worker_ip = hosts[host]
             for step in STEPS:
@@ -136,9 +107,7 @@ def test_three_hosts_with_20ms_links_complete_every_job_exactly_once(hosts, tmp_
                 processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL))
 
         def stats() -> dict:
-            answer = cli("status", "--manager", status, "stats")
-            assert answer.returncode == 0, answer.stderr
-            return json.loads(answer.stdout)
+            return manager_stats(cli, status)
 
         deadline = time.monotonic() + 60
         while sum(stats()["workers"].values()) < 6:
@@ -168,14 +137,7 @@ def test_three_hosts_with_20ms_links_complete_every_job_exactly_once(hosts, tmp_
         assert final["bad_messages"] == {}
         print(f"across three hosts, {hosts['latency']}: {JOBS} jobs in {wall:.2f}s, {JOBS / wall:.1f} jobs/s")
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes)
     with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
         rows = {job_id: (state, json.loads(text)) for job_id, state, text in db.execute("SELECT * FROM jobs")}
     db.close()

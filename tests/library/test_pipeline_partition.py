@@ -17,39 +17,39 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
 from examples.processes import REPO_ROOT
+from tests.library.network_namespaces import (
+    in_ns,
+    ip,
+    manager_stats,
+    network_namespaces,
+    pipeline_cli,
+    random_subnets,
+    skip_unless_able,
+    start_manager,
+    stop_all,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 JOBS = 60
 
 
-def ip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-
-
 @pytest.fixture
 def namespaces():
     """Two namespaces joined by a veth pair: ``(manager ns, worker ns, manager ip, worker ip, link)``."""
-    if os.geteuid() != 0:
-        pytest.skip("creating network namespaces needs root")
-    if shutil.which("ip") is None:
-        pytest.skip("the 'ip' command (iproute2) is not installed")
+    skip_unless_able("ip")
     tag = secrets.token_hex(3)
     manager_ns, worker_ns = f"az-m-{tag}", f"az-w-{tag}"
     manager_link, worker_link = f"azm{tag}", f"azw{tag}"
-    net = f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}"
+    (net,) = random_subnets(1)
     manager_ip, worker_ip = f"{net}.1", f"{net}.2"
     setup = [
-        ("netns", "add", manager_ns),
-        ("netns", "add", worker_ns),
         ("link", "add", manager_link, "type", "veth", "peer", "name", worker_link),
         ("link", "set", manager_link, "netns", manager_ns),
         ("link", "set", worker_link, "netns", worker_ns),
@@ -60,21 +60,8 @@ def namespaces():
         ("-n", manager_ns, "link", "set", "lo", "up"),
         ("-n", worker_ns, "link", "set", "lo", "up"),
     ]
-    try:
-        for command in setup:
-            done = ip(*command)
-            if done.returncode != 0:
-                pytest.skip(
-                    f"cannot set up network namespaces: 'ip {' '.join(command)}': {done.stderr.strip()}"
-                )
+    with network_namespaces([manager_ns, worker_ns], setup):
         yield manager_ns, worker_ns, manager_ip, worker_ip, manager_link
-    finally:
-        ip("netns", "del", manager_ns)  # takes the veth pair with it
-        ip("netns", "del", worker_ns)
-
-
-def in_ns(namespace: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", namespace, sys.executable, "-m", "agentzero.pipeline", *args]
 
 
 def test_a_link_cut_for_5s_and_healed_completes_every_job_exactly_once(namespaces, tmp_path):
@@ -82,19 +69,10 @@ def test_a_link_cut_for_5s_and_healed_completes_every_job_exactly_once(namespace
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), AGENTZERO_PIPELINE_DIR=str(tmp_path / "files"))
     processes: list[subprocess.Popen] = []
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(in_ns(manager_ns, *args), env=env, capture_output=True, text=True, timeout=30)
+    cli = pipeline_cli(manager_ns, env, 30)
 
     try:
-        manager = subprocess.Popen(
-            in_ns(manager_ns, "manager", "--bind", manager_ip, "--heartbeat-timeout", "2"),
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(manager)
-        status = manager.stdout.readline().split()[1]
-        assert status.startswith(f"tcp://{manager_ip}:"), status
+        status = start_manager(processes, manager_ns, manager_ip, env, "--heartbeat-timeout", "2")
         for step in ("generate-file", "calculate-hash", "delete-file"):
             processes.append(
                 subprocess.Popen(
@@ -115,9 +93,7 @@ def test_a_link_cut_for_5s_and_healed_completes_every_job_exactly_once(namespace
             )
 
         def stats() -> dict:
-            answer = cli("status", "--manager", status, "stats")
-            assert answer.returncode == 0, answer.stderr
-            return json.loads(answer.stdout)
+            return manager_stats(cli, status)
 
         deadline = time.monotonic() + 60
         while sum(stats()["workers"].values()) < 3:
@@ -153,11 +129,4 @@ def test_a_link_cut_for_5s_and_healed_completes_every_job_exactly_once(namespace
         assert sum(final["workers"].values()) == 3  # all taken in again
         assert not list((tmp_path / "files").glob("job-*.bin"))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes)
