@@ -7,15 +7,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
-
-if TYPE_CHECKING:
-    pass
-
-#: the width rich is given when output is piped: a table takes what it needs, up to this
-PIPED_WIDTH = 1000
 
 
 def spawn_pipeline(*args: str, **popen: Any) -> subprocess.Popen[Any]:
