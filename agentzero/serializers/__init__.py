@@ -41,9 +41,9 @@ from typing import Any, Callable, Sequence
 
 import msgpack
 
-from agentzero import _serializer_checks as _checks
-from agentzero._out_of_band import OUT_OF_BAND_SIZE, References, pack_out_of_band
-from agentzero._serializer_checks import (
+from agentzero.errors import DeserializationError, SerializationError
+from agentzero.serializers import _checks
+from agentzero.serializers._checks import (
     CONTAINER_TYPES,
     DIGITS,
     JSON_OPTIONS,
@@ -66,7 +66,7 @@ from agentzero._serializer_checks import (
     reraise_interruption,
     with_exact_integers,
 )
-from agentzero.errors import DeserializationError, SerializationError
+from agentzero.serializers._out_of_band import OUT_OF_BAND_SIZE, References, pack_out_of_band
 
 #: The deepest nesting of lists and dicts (maps and arrays) a serializer packs
 #: or unpacks: orjson's own limit when packing, so everything received can be sent back.
