@@ -1,5 +1,7 @@
 """Sphinx configuration of the agentzero documentation."""
 
+import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -46,3 +48,24 @@ html_title = f"agentzero {release}"
 html_static_path = ["_static"]
 html_css_files = ["agentzero.css"]
 html_theme_options = {"navigation_with_keys": True}
+
+
+def _defining_module(app, modname, attribute):
+    """viewcode's "[source]" links for :mod:`agentzero.serializers`, whose code lives in its private modules.
+
+    Its public classes and functions keep the package as their ``__module__``
+    (as before it was split); the module that holds one is that of its code.
+    Anything else follows viewcode's own rule.
+    """
+    if modname != "agentzero.serializers":
+        return None
+    value = importlib.import_module(modname)
+    for name in attribute.split("."):
+        value = getattr(value, name, None)
+    if inspect.isclass(value):
+        value = next((member for member in vars(value).values() if inspect.isfunction(member)), None)
+    return value.__globals__["__name__"] if inspect.isfunction(value) else None
+
+
+def setup(app):
+    app.connect("viewcode-follow-imported", _defining_module)

@@ -1,9 +1,10 @@
 """Messages of several frames made by the serializer: large buffers sent and received without a copy.
 
 :class:`~agentzero.serializers.MSGPACK` sends each large buffer of a value as
-a frame of its own (see :mod:`agentzero._out_of_band`). Here those frames are
-sent with ``copy=False`` and received with ``copy=False``: ZeroMQ's memory is
-handed to the caller as a read-only ``memoryview``, with no copy on either side.
+a frame of its own (see :mod:`agentzero.serializers._out_of_band`). Here those
+frames are sent with ``copy=False`` and received with ``copy=False``: ZeroMQ's
+memory is handed to the caller as a read-only ``memoryview``, with no copy on
+either side.
 
 Both need a ``zmq.Frame``, and pyzmq's ``Frame.__dealloc__`` checks for
 pending signals where an exception can only be printed and dropped (see

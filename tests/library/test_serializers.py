@@ -324,3 +324,21 @@ def test_pack_bytes_refuses_what_is_not_a_frame():
     with pytest.raises(SerializationError):
         Dicts().pack_bytes("\ud800")
     assert Dicts().pack_bytes(bytearray(b"ab")) == b"ab"
+
+
+def test_the_public_serializers_name_agentzero_serializers_as_their_module():
+    """Their code lives in private modules of the package; pickles, reprs and ``help()`` name the package."""
+    import pickle
+    import pydoc
+
+    from agentzero import serializers
+
+    public = [serializers.frame_packer, serializers.message_packer, serializers.frame_unpacker]
+    public += [serializers.frames_unpacker, BaseSerializer, JSON, MSGPACK, JSON.unpack, MSGPACK.pack_frames]
+    assert {item.__module__ for item in public} == {"agentzero.serializers"}
+    assert repr(JSON) == "<class 'agentzero.serializers.JSON'>"
+    assert b"agentzero.serializers\nJSON\n" in pickle.dumps(JSON(strict=True), protocol=0)
+    assert repr(pickle.loads(pickle.dumps(JSON(strict=True)))) == "JSON(strict=True)"
+    described = pydoc.render_doc(serializers, renderer=pydoc.plaintext)
+    for name in ("class BaseSerializer", "class JSON", "class MSGPACK", "frame_packer(", "frame_unpacker("):
+        assert name in described, name

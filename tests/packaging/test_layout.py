@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-#: an import of a private module of agentzero (``agentzero._x``), or of its core or flavours
-_PRIVATE = re.compile(r"^\s*(?:from|import)\s+agentzero\._\w*", re.M)
+#: an import of a private module of agentzero (``agentzero._x``, ``agentzero.serializers._x``)
+_PRIVATE = re.compile(r"^\s*(?:from|import)\s+agentzero(?:\.\w+)*\._\w*", re.M)
+#: an import of its core or flavours
 _INSIDE = re.compile(r"^\s*(?:from|import)\s+agentzero\.(?:manager|flavours)\b", re.M)
 
 
@@ -33,6 +34,15 @@ def test_the_examples_and_benchmarks_use_the_managers_public_calls_only():
     offenders = [
         str(path.relative_to(ROOT))
         for path in _sources("examples", "benchmarks")
+        if _INSIDE.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_serializers_import_neither_the_core_nor_the_flavours():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "agentzero" / "serializers").rglob("*.py")
         if _INSIDE.search(path.read_text())
     ]
     assert offenders == []

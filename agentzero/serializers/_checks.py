@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import msgpack
 
-from agentzero._out_of_band import OUT_OF_BAND_SIZE, blob_size
+from agentzero.serializers._out_of_band import OUT_OF_BAND_SIZE, blob_size
 
 
 def _hold_signals() -> Any:

@@ -8,7 +8,7 @@ frame that carries it (a 4-byte big-endian unsigned integer, 1 for the first
 buffer); frames 1..N are the buffers, in the order of their references. A
 message of one frame is an ordinary msgpack payload.
 
-The sending checks of :mod:`agentzero._serializer_checks` find such buffers
+The sending checks of :mod:`agentzero.serializers._checks` find such buffers
 while they check the value (an ordinary payload pays nothing more), so a
 large buffer is never copied into a document.
 """
