@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -123,9 +124,13 @@ def run_restarting(
                 break
             gevent.sleep(0.1)
         started = time.monotonic()
-        for job in jobs:
-            manager.ask({"command": "submit", "job": job})  # answered once in the journal
-        console.print(f"submitted {len(jobs)} jobs, each acknowledged once in the journal")
+        # the jobs beyond the kill point wait for the kill: fast workers cannot finish them all first
+        held = held_until_the_kill(jobs, args.kill_manager_at)
+        submit(manager, jobs[: len(jobs) - len(held)])
+        console.print(
+            f"submitted {len(jobs) - len(held)} jobs, each acknowledged once in the journal"
+            + (f"; {len(held)} more once the manager was killed" if held else "")
+        )
         killed_worker: list[int] = []
         restarts = 0
         columns = (
@@ -153,6 +158,10 @@ def run_restarting(
                     console.print(
                         "restarted it on the same port and journal; its workers rejoin by themselves"
                     )
+                if held and (restarts or done >= len(jobs) - len(held)):  # killed, or failures kept it off
+                    submit(manager, held)
+                    console.print(f"submitted the other {len(held)} jobs")
+                    held = []
                 if (
                     args.kill_worker_at
                     and not killed_worker
@@ -170,6 +179,25 @@ def run_restarting(
         stop_workers(workers, terminate=False, timeout=8)  # told by the manager's SIGTERM, they leave
         stop_workers(workers)
     return summarize(console, steps, jobs, views, wall, restarts, killed_worker, finished, directory, args)
+
+
+def held_until_the_kill(jobs: list[dict[str, Any]], kill_at: float) -> list[dict[str, Any]]:
+    """The jobs submitted only once the manager was killed: those past the kill point and a margin.
+
+    ``kill_at`` of the jobs must complete for the kill; a tenth more (at
+    least one) are running or queued then, for the restarted manager to take
+    over; the rest wait for it. Without that, workers faster than the
+    submissions could finish every job before the kill.
+    """
+    if not 0 < kill_at < 1:
+        return []
+    first = min(len(jobs), math.ceil(kill_at * len(jobs)) + max(1, len(jobs) // 10))
+    return jobs[first:]
+
+
+def submit(manager: ManagerProcess, jobs: list[dict[str, Any]]) -> None:
+    for job in jobs:
+        manager.ask({"command": "submit", "job": job})  # answered once in the journal
 
 
 def summarize(

@@ -228,6 +228,25 @@ def test_run_kills_and_restarts_its_manager_and_shows_every_job_completed_once(t
     assert "hashes verified" in done.stdout and "all 60 jobs completed, each exactly once" in done.stdout
 
 
+def test_run_kills_the_manager_part_way_even_when_workers_outpace_the_submissions(tmp_path):
+    """Jobs with no delay finished as fast as they were submitted: the kill came at 39 of 40, or never."""
+    done = subprocess.run(
+        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "40", "--workers", "2"]
+        + ["--delay", "0", "--kill-manager-at", "0.5"],
+        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    killed = re.search(r"killed the manager process \d+ with SIGKILL at (\d+) jobs", done.stdout)
+    assert killed, done.stdout
+    assert 20 <= int(killed.group(1)) <= 24, done.stdout  # half, and the margin of 4 submitted beyond it
+    assert "submitted the other 16 jobs" in done.stdout
+    assert "all 40 jobs completed, each exactly once" in done.stdout
+
+
 def test_make_demo_kills_and_restarts_the_manager():
     demo = (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
     assert "--kill-manager-at" in demo and "--kill-worker-at" in demo
