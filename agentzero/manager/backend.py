@@ -76,11 +76,6 @@ def events(socket: Any) -> int:
     return int(raw_get(socket, EVENTS))
 
 
-def more(socket: Any) -> int:
-    """Return non-zero when the frame just received has more frames after it (``zmq.RCVMORE``)."""
-    return raw_get(socket, RCVMORE)  # type: ignore[no-any-return]
-
-
 def _libzmq_getsockopt() -> Any:
     """Return libzmq's ``zmq_getsockopt`` as pyzmq's backend links it (ctypes); ``None`` when not found.
 
