@@ -273,8 +273,11 @@ class JSON(BaseSerializer):
             return self._pack_strictly(data)
         try:  # text keys only (the common case) cost less; any other key is a TypeError, retried below
             return orjson_dumps(data, default=str, option=LOOSE_JSON_OPTIONS)
-        except TypeError:
-            pass
+        except TypeError as exc:
+            # a value's str() interrupted (Ctrl-C, gevent.Timeout, a kill) lands once: the second
+            # pass would call it again and lose it. A str() that raised an Exception is told by the
+            # second pass, which may find another refusal first (orjson reads keys before values)
+            reraise_interruption(exc)
         try:
             return orjson_dumps(data, default=str, option=JSON_OPTIONS)
         except TypeError as exc:
