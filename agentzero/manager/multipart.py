@@ -153,6 +153,9 @@ class Multipart(Waits):
                         return
                     raise error from None
                 message = self._all_frames(record, first)
+            except _ZMQError as exc:  # closed, or its context terminated, between two frames
+                discard_rest_of_message(record, self._waiting)
+                raise translate(record, exc, False) from None
             except BaseException:
                 discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
                 raise
