@@ -67,11 +67,11 @@ _LARGEST_INTEGER = 2**64 - 1
 # (even inside a string) sends the payload to the exact, slower standard library.
 # One pass maps every digit to "0" and "{" to "[": then a search finds long numbers
 # and a count bounds the nesting.
-_SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
+SCAN = _SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
 _TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
 #: digits in a row from which an integer may not fit in 64 bits
 LONG = 19
-_LONG_NUMBER = b"0" * LONG
+LONG_NUMBER = _LONG_NUMBER = b"0" * LONG
 _LONG_TEXT_NUMBER = "0" * LONG
 DIGITS = _DIGITS = b"0123456789"
 _TEXT_DIGITS = str.maketrans("", "", "0123456789")

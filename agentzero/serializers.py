@@ -48,7 +48,9 @@ from agentzero._serializer_checks import (
     DIGITS,
     JSON_OPTIONS,
     LONG,
+    LONG_NUMBER,
     LOOSE_JSON_OPTIONS,
+    SCAN,
     SCAN_LIMIT,
     bytes_or_text,
     check_json_data,
@@ -314,9 +316,13 @@ class JSON(BaseSerializer):
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            if data.__class__ is bytes:  # what every frame is; fewer digits than LONG in all: no long number
+            if data.__class__ is bytes:  # what every frame is: holds_long_number, inlined
                 payload: bytes | str = data
-                inexact = len(data) - len(data.translate(None, DIGITS)) >= LONG and holds_long_number(data)
+                inexact = (
+                    len(data) >= LONG  # shorter: no long number, and no copy made to count its digits
+                    and len(data) - len(data.translate(None, DIGITS)) >= LONG
+                    and LONG_NUMBER in data.translate(SCAN)  # counted once, not again by holds_long_number
+                )
             else:
                 payload = bytes_or_text(data)
                 inexact = len(payload) >= LONG and holds_long_number(payload)
