@@ -133,6 +133,8 @@ class Multipart(Waits):
         MessageTooLarge
             while iterating, for a message over the bounds; it is dropped and
             the iteration ends with it (drain again to go on).
+        SocketClosed
+            while iterating, when the socket is closed (or its context terminated).
         """
         record = self.get_record(name)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
