@@ -18,6 +18,7 @@ import zmq
 from agentzero.errors import MessageTooLarge
 from agentzero.manager.backend import NOBLOCK, POLLIN, events, raw_recv
 from agentzero.manager.checks import check_seconds, translate
+from agentzero.manager.frames import discard_rest_of_message
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Waits
 
@@ -132,6 +133,8 @@ class Multipart(Waits):
         MessageTooLarge
             while iterating, for a message over the bounds; it is dropped and
             the iteration ends with it (drain again to go on).
+        SocketClosed
+            while iterating, when the socket is closed (or its context terminated).
         """
         record = self.get_record(name)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -142,15 +145,23 @@ class Multipart(Waits):
         socket = record.socket
         for _ in range(limit):
             try:
-                if not events(socket) & POLLIN:  # cheaper than a zmq.Again per drain
-                    return
-                first = raw_recv(socket, NOBLOCK)
-            except _ZMQError as exc:
-                error = translate(record, exc, False)
-                if error is exc:  # EAGAIN: someone took it meanwhile
-                    return
-                raise error from None
-            yield self._all_frames(record, first)
+                try:
+                    if not events(socket) & POLLIN:  # cheaper than a zmq.Again per drain
+                        return
+                    first = raw_recv(socket, NOBLOCK)
+                except _ZMQError as exc:
+                    error = translate(record, exc, False)
+                    if error is exc:  # EAGAIN: someone took it meanwhile
+                        return
+                    raise error from None
+                message = self._all_frames(record, first)
+            except _ZMQError as exc:  # closed, or its context terminated, between two frames
+                discard_rest_of_message(record, self._waiting)
+                raise translate(record, exc, False) from None
+            except BaseException:
+                discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
+                raise
+            yield message
 
     def _all_frames(self, record: SocketRecord, first: bytes) -> list[bytes]:
         """The rest of a multipart receive once its first frame is read: bounded, whole or refused."""

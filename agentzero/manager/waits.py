@@ -215,6 +215,9 @@ class Waits(Sockets):
             except _ZMQError as exc:
                 return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, taking))
             return taking(record, first)
+        except _ZMQError as exc:  # closed, or its context terminated, between two frames
+            discard_rest_of_message(record, self._waiting)
+            raise translate(record, exc, False) from None
         except BaseException:
             discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
             raise
@@ -356,6 +359,9 @@ class Waits(Sockets):
                     error = exc
                     continue
                 return taking(record, first)
+            except _ZMQError as exc:  # closed, or its context terminated, between two frames
+                discard_rest_of_message(record, self._waiting)
+                raise translate(record, exc, False) from None
             except BaseException:
                 discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
                 raise

@@ -47,8 +47,6 @@ MAX_DEPTH = 254  # documented in agentzero.serializers, which exports it
 # datetimes and dataclasses go through ``default=str``, as they did with the
 # standard library encoder agentzero always used.
 JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-#: the same without text for keys that are not text: cheaper, and a TypeError for such a key
-LOOSE_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 orjson_dumps = orjson.dumps
 orjson_loads = orjson.loads
 msgpack_unpackb = msgpack.unpackb
@@ -67,11 +65,11 @@ _LARGEST_INTEGER = 2**64 - 1
 # (even inside a string) sends the payload to the exact, slower standard library.
 # One pass maps every digit to "0" and "{" to "[": then a search finds long numbers
 # and a count bounds the nesting.
-_SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
+SCAN = _SCAN = bytes.maketrans(b"0123456789{", b"0000000000[")
 _TEXT_SCAN = str.maketrans("0123456789{", "0000000000[")
 #: digits in a row from which an integer may not fit in 64 bits
 LONG = 19
-_LONG_NUMBER = b"0" * LONG
+LONG_NUMBER = _LONG_NUMBER = b"0" * LONG
 _LONG_TEXT_NUMBER = "0" * LONG
 DIGITS = _DIGITS = b"0123456789"
 _TEXT_DIGITS = str.maketrans("", "", "0123456789")

@@ -13,8 +13,9 @@ from agentzero.serializers._checks import (
     DIGITS,
     JSON_OPTIONS,
     LONG,
-    LOOSE_JSON_OPTIONS,
+    LONG_NUMBER,
     MAX_DEPTH,
+    SCAN,
     bytes_or_text,
     check_json_data,
     check_tree,
@@ -114,10 +115,6 @@ class JSON(BaseSerializer):
     def pack_bytes(self, data: Any) -> bytes:
         if self.strict:
             return self._pack_strictly(data)
-        try:  # text keys only (the common case) cost less; any other key is a TypeError, retried below
-            return orjson_dumps(data, default=str, option=LOOSE_JSON_OPTIONS)
-        except TypeError:
-            pass
         try:
             return orjson_dumps(data, default=str, option=JSON_OPTIONS)
         except TypeError as exc:
@@ -154,9 +151,13 @@ class JSON(BaseSerializer):
 
     def unpack(self, data: bytes | str) -> Any:
         try:
-            if data.__class__ is bytes:  # what every frame is; fewer digits than LONG in all: no long number
+            if data.__class__ is bytes:  # what every frame is: holds_long_number, inlined
                 payload: bytes | str = data
-                inexact = len(data) - len(data.translate(None, DIGITS)) >= LONG and holds_long_number(data)
+                inexact = (
+                    len(data) >= LONG  # shorter: no long number, and no copy made to count its digits
+                    and len(data) - len(data.translate(None, DIGITS)) >= LONG
+                    and LONG_NUMBER in data.translate(SCAN)  # counted once, not again by holds_long_number
+                )
             else:
                 payload = bytes_or_text(data)
                 inexact = len(payload) >= LONG and holds_long_number(payload)
