@@ -222,15 +222,14 @@ class Peers(Waits):
         try:
             while True:
                 frame = raw_recv(socket, NOBLOCK)
-                if record.more():
+                try:
+                    if record.more():
+                        discard_rest_of_message(record, self._waiting)
+                except BaseException:  # a Ctrl-C between two frames: the rest is no subscription
                     discard_rest_of_message(record, self._waiting)
-                topic = frame[1:]
-                if frame[:1] == _SUBSCRIBE:
-                    topics[topic] = topics.get(topic, 0) + 1
-                elif frame[:1] == _UNSUBSCRIBE and topic in topics:
-                    topics[topic] -= 1
-                    if topics[topic] <= 0:
-                        del topics[topic]
+                    raise
+                finally:  # a frame read is counted, or it would be lost to every later call
+                    _count(topics, frame)
         except zmq.ZMQError as exc:
             if exc.errno in CLOSED_ERRNOS:
                 raise closed_error(record.name, exc) from None
@@ -300,3 +299,14 @@ def _check_count(count: Any) -> int:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"count must be a whole number of at least 1, got {count!r}")
     return count
+
+
+def _count(topics: dict[bytes, int], frame: bytes) -> None:
+    """Count an XPUB's subscription (``b"\\x01" + topic``) or unsubscription (``b"\\x00" + topic``) frame."""
+    topic = frame[1:]
+    if frame[:1] == _SUBSCRIBE:
+        topics[topic] = topics.get(topic, 0) + 1
+    elif frame[:1] == _UNSUBSCRIBE and topic in topics:
+        topics[topic] -= 1
+        if topics[topic] <= 0:
+            del topics[topic]

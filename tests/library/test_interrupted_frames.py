@@ -148,3 +148,16 @@ def test_recv_request_safe(pair):
     with pytest.raises(KeyboardInterrupt):
         sockets.recv_request_safe("server", timeout=2)
     assert sockets.recv_request_safe("server", timeout=2).data == "next"
+
+
+def test_wait_for_subscribers_counts_a_subscription_read_when_a_ctrl_c_lands(pair):
+    """The XPUB's subscriptions are counted across calls: one read and lost would be missing for ever."""
+    module, sockets = pair
+    sockets.ensure_and_bind("pub", module.XPUB, "tcp://127.0.0.1:*", zmq.POLLOUT)
+    sockets.ensure_and_connect("sub", module.SUB, sockets.addresses["pub"], zmq.POLLIN)
+    sockets.set_topic("sub", "weather")
+    _queued(sockets, "pub")
+    _interrupt_next_read(sockets, "pub")
+    with pytest.raises(KeyboardInterrupt):
+        sockets.wait_for_subscribers("pub", 1, timeout=2)
+    assert sockets.wait_for_subscribers("pub", 1, timeout=0.5) is True
