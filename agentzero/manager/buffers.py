@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import threading
 import time
 from itertools import islice, repeat
 from operator import length_hint
@@ -58,7 +57,6 @@ _RESUMPTIONS = 8
 
 _ZMQError = zmq.ZMQError
 _T = TypeVar("_T")
-_MAIN_THREAD = threading.main_thread().ident
 _SIGINT = signal.SIGINT
 _set_handler = original("_signal", "signal")  # signal.signal without its enum conversion (10x dearer)
 _monotonic = time.monotonic
@@ -173,13 +171,16 @@ def guarded(call: Callable[..., _T], *arguments: Any) -> _T:
     ``call`` runs by one that only notes the signal, and the handler it
     replaced is run with it once ``call`` is over: the message is whole, and
     the ``KeyboardInterrupt`` is raised here. ``call`` never waits.
+
+    Whether this thread runs the signal handlers is Python's own answer (a
+    handler can be set only there), not a thread id kept aside: a process
+    forked from a thread runs them in that thread, and gevent's
+    monkey-patching makes ``threading.get_ident`` a greenlet's id.
     """
-    if threading.get_ident() != _MAIN_THREAD:  # signal handlers run in the main thread only
-        return call(*arguments)
     received: list[Any] = []
     try:
         previous = _set_handler(_SIGINT, lambda number, frame: received.append(frame))
-    except (ValueError, OSError):  # no SIGINT to hold back here
+    except (ValueError, OSError):  # not the thread that runs the signal handlers: no SIGINT to hold back
         return call(*arguments)
     try:
         result = call(*arguments)
