@@ -16,6 +16,7 @@ import zmq
 
 from agentzero.errors import PeersNotVisible, SocketClosed, WrongSocketType
 from agentzero.manager.backend import CLOSED_ERRNOS, NOBLOCK, POLLIN, raw_recv
+from agentzero.manager.buffers import guarded
 from agentzero.manager.checks import check_seconds, closed_error
 from agentzero.manager.frames import discard_rest_of_message
 from agentzero.manager.monitors import PeerMonitor, SocketEvent, drain, start_monitor
@@ -218,25 +219,35 @@ class Peers(Waits):
 
     def _subscribers(self, record: SocketRecord, monitor: PeerMonitor) -> int:
         """Read the XPUB's subscriptions; how many connected peers share the most subscribed topic."""
-        socket, topics = record.socket, monitor.topics
-        try:
-            while True:
-                frame = raw_recv(socket, NOBLOCK)
-                try:
-                    if record.more():
-                        discard_rest_of_message(record, self._waiting)
-                except BaseException:  # a Ctrl-C between two frames: the rest is no subscription
-                    discard_rest_of_message(record, self._waiting)
-                    raise
-                finally:  # a frame read is counted, or it would be lost to every later call
-                    _count(topics, frame)
+        try:  # Ctrl-C held back: pyzmq raises one that arrives during a read once the frame is taken
+            guarded(self._read_subscriptions, record, monitor.topics)
         except zmq.ZMQError as exc:
             if exc.errno in CLOSED_ERRNOS:
                 raise closed_error(record.name, exc) from None
         if record.waiters:
             self._waiting.after_operation(record)
         drain(monitor)
-        return min(monitor.peers, max(topics.values(), default=0))
+        return min(monitor.peers, max(monitor.topics.values(), default=0))
+
+    def _read_subscriptions(self, record: SocketRecord, topics: dict[bytes, int]) -> None:
+        """Count every (un)subscription the XPUB has queued, until ``zmq.Again``; never waits.
+
+        The XPUB gives each once and the count lasts across calls, so a frame
+        read is always counted: :func:`~agentzero.manager.buffers.guarded` keeps
+        a Ctrl-C from being raised in the read (after the frame was taken), and
+        the ``finally`` counts it whatever else is raised after.
+        """
+        socket = record.socket
+        while True:
+            frame = raw_recv(socket, NOBLOCK)
+            try:
+                if record.more():
+                    discard_rest_of_message(record, self._waiting)
+            except BaseException:  # interrupted between two frames: the rest is no subscription
+                discard_rest_of_message(record, self._waiting)
+                raise
+            finally:  # a frame read is counted, or it would be lost to every later call
+                _count(topics, frame)
 
     def _peers_steps(
         self, record: SocketRecord, monitor: PeerMonitor, wanted: int, seconds: float, subscribers: bool
