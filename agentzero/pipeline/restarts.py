@@ -186,12 +186,14 @@ def held_until_the_kill(jobs: list[dict[str, Any]], kill_at: float) -> list[dict
 
     ``kill_at`` of the jobs must complete for the kill; a tenth more (at
     least one) are running or queued then, for the restarted manager to take
-    over; the rest wait for it. Without that, workers faster than the
+    over; the rest wait for it, and at least one does whenever the kill point
+    comes before the last job. Without that, workers faster than the
     submissions could finish every job before the kill.
     """
-    if not 0 < kill_at < 1:
+    kill_point = math.ceil(kill_at * len(jobs))  # the run kills once this many completed
+    if not 0 < kill_at < 1 or kill_point >= len(jobs):
         return []
-    first = min(len(jobs), math.ceil(kill_at * len(jobs)) + max(1, len(jobs) // 10))
+    first = min(len(jobs) - 1, kill_point + max(1, len(jobs) // 10))
     return jobs[first:]
 
 
