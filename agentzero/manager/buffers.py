@@ -44,7 +44,7 @@ from agentzero.manager.backend import (
 from agentzero.manager.checks import translate, wait_arguments
 from agentzero.manager.frames import deserialization_error
 from agentzero.manager.multipart import MAX_FRAMES, Multipart
-from agentzero.manager.releasing import free_urgent, release, release_sent, view_of, zero_copy_frame
+from agentzero.manager.releasing import release, release_sent, view_of, zero_copy_frame
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Steps
 from agentzero.patching import original
@@ -130,7 +130,6 @@ class Buffers(Multipart):
         up) and :data:`~agentzero.manager.multipart.MAX_FRAMES` frames, and
         refused with :class:`MessageTooLarge` past either, the rest dropped.
         """
-        free_urgent()  # the large frames of earlier messages whose views are gone: their memory is reused now
         socket = record.socket
         limit = record.max_size
         size = sum(len(frame) for frame in head)

@@ -21,7 +21,7 @@ from agentzero.patching import original
 _PERIOD = 0.005
 #: frames smaller than this are received as ``bytes`` (a copy costs less than a view's bookkeeping)
 _VIEW_SIZE = 4096
-#: received frames from this size are freed by the next large receive, not at the thread's next round:
+#: received frames from this size are freed as soon as their view is gone, not at the thread's next round:
 #: memory freed at once is reused at once, where a round's worth of them would come back from the system
 _AT_ONCE_SIZE = 256 * 1024
 #: pyzmq's zero-copy garbage collector (a thread that drops the buffers libzmq is done with)
@@ -45,18 +45,18 @@ class _Releaser:
     What is handed over is appended to ``pending`` (by a C function: no Python
     code runs), and the thread takes it every :data:`_PERIOD` seconds while
     there is work, so a message costs no thread switch. A received frame of
-    :data:`_AT_ONCE_SIZE` or more goes to ``urgent`` instead: the next
-    receive of large frames frees it first, with Ctrl-C held back (see
-    :func:`free_urgent`), so its memory is reused at once, as raw pyzmq's
-    would be; the thread's rounds free it otherwise. With nothing pending,
-    kept or watched, the thread waits until woken. Whoever drops the last reference to
-    an object frees it: a Frame the caller still holds for a moment after
-    handing it over is kept until the thread holds the only reference.
+    :data:`_AT_ONCE_SIZE` or more is put in ``wake`` instead (a C function
+    too), which wakes the thread at once: its memory is reused at once, as
+    raw pyzmq's would be, for a thread switch per large frame. No Frame is
+    freed in the main thread, where any signal handler's exception would be
+    lost. With nothing pending, kept or watched, the thread waits until
+    woken. Whoever drops the last reference to an object frees it: a Frame
+    the caller still holds for a moment after handing it over is kept until
+    the thread holds the only reference.
     """
 
     def __init__(self) -> None:
         self.pending: collections.deque[Any] = collections.deque()
-        self.urgent: collections.deque[Any] = collections.deque()
         self.live: dict[int, Any] = {}  # by id: a weak reference hashes as its referent
         self.wake = original("_queue", "SimpleQueue")()
         self.asleep = True
@@ -71,9 +71,9 @@ class _Releaser:
         if self.asleep:
             self._wake()
 
-    def watch(self, owner: Any, frame: Any, urgent: bool = False) -> None:
-        """Free ``frame`` once ``owner`` is gone: in the thread, or ``urgent``, at the next large receive."""
-        release = _Release(owner, (self.urgent if urgent else self.pending).append)
+    def watch(self, owner: Any, frame: Any, at_once: bool = False) -> None:
+        """Free ``frame`` in the thread once ``owner`` is gone: ``at_once``, or at the thread's next round."""
+        release = _Release(owner, self.wake.put if at_once else self.pending.append)
         release.frame = frame
         self.live[id(release)] = release
         if self.asleep:
@@ -88,14 +88,9 @@ class _Releaser:
         self.asleep = False
 
     def _run(self) -> None:
-        pending, urgent, live, wake = self.pending, self.urgent, self.live, self.wake.get
+        pending, live, wake = self.pending, self.live, self.wake.get
         kept: list[Any] = []
         while True:
-            while urgent:  # not freed by a receive meanwhile
-                try:
-                    pending.append(urgent.popleft())
-                except IndexError:  # a receive took the last meanwhile
-                    break
             while pending:
                 item = pending.popleft()
                 if item.__class__ is _Release:
@@ -112,15 +107,17 @@ class _Releaser:
                 self.stopped.release()
                 return
             if kept or live:
-                try:  # a round, which a wake-up (stopping, or a test) cuts short
-                    wake(timeout=_PERIOD)
+                try:  # a round, cut short by a large frame's view gone, or any wake-up
+                    woken = wake(timeout=_PERIOD)
                 except _Empty:
-                    pass
-                continue
-            self.asleep = True
-            if not pending:
-                wake()
-            self.asleep = False
+                    continue
+            else:
+                self.asleep = True  # before looking again: a watch() from now on wakes the thread
+                woken = wake() if not (pending or live) else None
+                self.asleep = False
+            if woken is not None:  # a large frame's view is gone: its Release, freed next
+                pending.append(woken)
+            del woken
 
 
 def unsignalled(start: Callable[..., Any], *arguments: Any) -> Any:
@@ -172,15 +169,6 @@ getrefcount = sys.getrefcount
 _ALONE = _alone()
 
 
-def _alone_here() -> int:
-    """What ``getrefcount`` says, in :func:`free_urgent`, of a Frame no one else holds."""
-    frame = object()
-    return getrefcount(frame)
-
-
-_ALONE_HERE = _alone_here()
-
-
 _releaser = _Releaser()
 
 
@@ -221,27 +209,6 @@ def view_of(frame: Any) -> Any:
     owner = (_c_char * size).from_address(address)
     _releaser.watch(owner, frame, size >= _AT_ONCE_SIZE)
     return memoryview(owner).cast("B").toreadonly()
-
-
-def free_urgent() -> None:
-    """Free, in this thread, the large received Frames whose views are gone; call it with Ctrl-C held back.
-
-    Only from :func:`~agentzero.manager.buffers.guarded` calls: a Frame freed
-    runs the signal handlers, and there SIGINT's only notes the signal.
-    A Frame someone else still holds goes to the thread instead.
-    """
-    releaser = _releaser
-    urgent, live = releaser.urgent, releaser.live
-    while urgent:
-        try:
-            item = urgent.popleft()
-        except IndexError:  # the thread took it meanwhile
-            return
-        live.pop(id(item), None)
-        frame, item.frame = item.frame, None
-        if getrefcount(frame) > _ALONE_HERE:
-            releaser.put(frame)
-        del frame, item
 
 
 def release_sent(frames: Sequence[Any]) -> None:
