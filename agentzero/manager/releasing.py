@@ -19,6 +19,9 @@ from agentzero.patching import original
 
 #: how often, in seconds, the releasing thread frees what it was handed while there is any
 _PERIOD = 0.005
+#: rounds the thread goes on with after its last work before it sleeps: a stream of messages, each
+#: handed over after the thread freed the one before, would otherwise wake it (a thread switch) every time
+_IDLE_ROUNDS = 100
 #: frames smaller than this are received as ``bytes`` (a copy costs less than a view's bookkeeping)
 _VIEW_SIZE = 4096
 #: received frames from this size are freed as soon as their view is gone, not at the thread's next round:
@@ -49,8 +52,8 @@ class _Releaser:
     too), which wakes the thread at once: its memory is reused at once, as
     raw pyzmq's would be, for a thread switch per large frame. No Frame is
     freed in the main thread, where any signal handler's exception would be
-    lost. With nothing pending, kept or watched, the thread waits until
-    woken. Whoever drops the last reference to an object frees it: a Frame
+    lost. With nothing pending, kept or watched for :data:`_IDLE_ROUNDS`
+    rounds, the thread waits until woken. Whoever drops the last reference to an object frees it: a Frame
     the caller still holds for a moment after handing it over is kept until
     the thread holds the only reference.
     """
@@ -90,7 +93,9 @@ class _Releaser:
     def _run(self) -> None:
         pending, live, wake = self.pending, self.live, self.wake.get
         kept: list[Any] = []
+        idle = 0  # rounds in a row with nothing to do
         while True:
+            idle = 0 if (pending or kept or live) else idle + 1
             while pending:
                 item = pending.popleft()
                 if item.__class__ is _Release:
@@ -106,7 +111,7 @@ class _Releaser:
             if self.stopping and not (kept or pending):
                 self.stopped.release()
                 return
-            if kept or live:
+            if kept or live or idle < _IDLE_ROUNDS:
                 try:  # a round, cut short by a large frame's view gone, or any wake-up
                     woken = wake(timeout=_PERIOD)
                 except _Empty:

@@ -281,3 +281,14 @@ def test_a_large_received_frame_is_freed_as_soon_as_its_view_is_dropped(pipe):
     finally:
         releasing._PERIOD = period
         _releaser.wake.put(None)
+
+
+def test_a_stream_of_large_buffers_does_not_wake_the_releasing_thread_for_each(pipe, monkeypatch):
+    """A thread switch per message cost a large stream about 20 us each: the thread stays up between them."""
+    wakes: list[int] = []
+    wake = _releaser._wake
+    monkeypatch.setattr(_releaser, "_wake", lambda: (wakes.append(1), wake())[1])
+    for index in range(50):
+        assert pipe.send_safe("out", {"blob": bytes([index % 256]) * len(BIG)})
+        assert bytes(pipe.recv_safe("in")["blob"][:1]) == bytes([index % 256])
+    assert len(wakes) <= 2, f"woken {len(wakes)} times for 50 messages"
