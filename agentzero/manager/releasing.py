@@ -50,12 +50,13 @@ class _Releaser:
     there is work, so a message costs no thread switch. A received frame of
     :data:`_AT_ONCE_SIZE` or more is put in ``wake`` instead (a C function
     too), which wakes the thread at once: its memory is reused at once, as
-    raw pyzmq's would be, for a thread switch per large frame. No Frame is
-    freed in the main thread, where any signal handler's exception would be
-    lost. With nothing pending, kept or watched for :data:`_IDLE_ROUNDS`
-    rounds, the thread waits until woken. Whoever drops the last reference to an object frees it: a Frame
-    the caller still holds for a moment after handing it over is kept until
-    the thread holds the only reference.
+    raw pyzmq's would be, for a thread switch per large frame. None of these
+    Frames is freed in the main thread, where any signal handler's exception
+    would be lost. With nothing pending, kept or watched for
+    :data:`_IDLE_ROUNDS` rounds, the thread waits until woken. Whoever drops
+    the last reference to an object frees it: a Frame the caller still holds
+    for a moment after handing it over is kept until the thread holds the
+    only reference.
     """
 
     def __init__(self) -> None:
