@@ -171,7 +171,7 @@ def run_restarting(
                     victim.send_signal(signal.SIGKILL)
                     killed_worker.append(victim.pid)
                     console.print(f"killed worker process {victim.pid} with SIGKILL")
-                gevent.sleep(0.2)
+                gevent.sleep(0.2 if restarts else 0.05)  # the kill comes soon after its point
         wall = time.monotonic() - started
         views = [manager.ask({"command": "status", "job_id": job["id"]}) for job in jobs]
     finally:
@@ -184,7 +184,7 @@ def run_restarting(
 def held_until_the_kill(jobs: list[dict[str, Any]], kill_at: float) -> list[dict[str, Any]]:
     """The jobs submitted only once the manager was killed: those past the kill point and a margin.
 
-    ``kill_at`` of the jobs must complete for the kill; a tenth more (at
+    ``kill_at`` of the jobs must complete for the kill; a fifth more (at
     least one) are running or queued then, for the restarted manager to take
     over; the rest wait for it, and at least one does whenever the kill point
     comes before the last job. Without that, workers faster than the
@@ -193,7 +193,7 @@ def held_until_the_kill(jobs: list[dict[str, Any]], kill_at: float) -> list[dict
     kill_point = math.ceil(kill_at * len(jobs))  # the run kills once this many completed
     if not 0 < kill_at < 1 or kill_point >= len(jobs):
         return []
-    first = min(len(jobs) - 1, kill_point + max(1, len(jobs) // 10))
+    first = min(len(jobs) - 1, kill_point + max(1, len(jobs) // 5))
     return jobs[first:]
 
 

@@ -242,8 +242,8 @@ def test_run_kills_the_manager_part_way_even_when_workers_outpace_the_submission
     assert done.returncode == 0, done.stdout + done.stderr
     killed = re.search(r"killed the manager process \d+ with SIGKILL at (\d+) jobs", done.stdout)
     assert killed, done.stdout
-    assert 20 <= int(killed.group(1)) <= 24, done.stdout  # half, and the margin of 4 submitted beyond it
-    assert "submitted the other 16 jobs" in done.stdout
+    assert 20 <= int(killed.group(1)) <= 28, done.stdout  # half, and the margin of 8 submitted beyond it
+    assert "submitted the other 12 jobs" in done.stdout
     assert "all 40 jobs completed, each exactly once" in done.stdout
 
 
