@@ -173,6 +173,11 @@ def run_restarting(
                     console.print(f"killed worker process {victim.pid} with SIGKILL")
                 gevent.sleep(0.2 if restarts else 0.05)  # the kill comes soon after its point
         wall = time.monotonic() - started
+        if finished and not restarts:  # the kill point is the last job, or failures kept it off
+            console.print(
+                f"the manager was never killed: fewer than {args.kill_manager_at:g} of the "
+                f"{len(jobs)} jobs had completed while any was left"
+            )
         views = [manager.ask({"command": "status", "job_id": job["id"]}) for job in jobs]
     finally:
         manager.stop()

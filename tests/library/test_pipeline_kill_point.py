@@ -59,3 +59,21 @@ def test_run_kills_the_manager_with_three_jobs(tmp_path):
     assert killed and int(killed.group(1)) == 2, done.stdout
     assert "submitted the other 1 jobs" in done.stdout
     assert "all 3 jobs completed, each exactly once" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_run_says_so_when_the_manager_was_never_killed(tmp_path):
+    """One job: the kill point is the last job, so no kill can come; the run says it, not only its table."""
+    done = subprocess.run(
+        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "1", "--workers", "1"]
+        + ["--delay", "0", "--kill-manager-at", "0.5"],
+        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the manager was never killed" in done.stdout and "killed the manager process" not in done.stdout
+    assert "all 1 jobs completed, each exactly once" in done.stdout
