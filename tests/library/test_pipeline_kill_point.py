@@ -11,17 +11,12 @@ manager never killed.
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from agentzero.pipeline.restarts import held_until_the_kill
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.library.pipeline_runs import run_pipeline
 
 
 @pytest.mark.parametrize(
@@ -45,15 +40,7 @@ def test_nothing_waits_when_the_kill_point_is_the_last_job(count, kill_at):
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_run_kills_the_manager_with_three_jobs(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "3", "--workers", "1"]
-        + ["--delay", "0", "--kill-manager-at", "0.5"],
-        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
+    done = run_pipeline(tmp_path, "--jobs", "3", "--workers", "1", "--delay", "0", "--kill-manager-at", "0.5")
     assert done.returncode == 0, done.stdout + done.stderr
     killed = re.search(r"killed the manager process \d+ with SIGKILL at (\d+) jobs", done.stdout)
     assert killed and int(killed.group(1)) == 2, done.stdout
@@ -65,15 +52,7 @@ def test_run_kills_the_manager_with_three_jobs(tmp_path):
 @pytest.mark.timeout(120)
 def test_run_says_so_when_the_manager_was_never_killed(tmp_path):
     """One job: the kill point is the last job, so no kill can come; the run says it, not only its table."""
-    done = subprocess.run(
-        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "1", "--workers", "1"]
-        + ["--delay", "0", "--kill-manager-at", "0.5"],
-        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
+    done = run_pipeline(tmp_path, "--jobs", "1", "--workers", "1", "--delay", "0", "--kill-manager-at", "0.5")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the manager was never killed" in done.stdout and "killed the manager process" not in done.stdout
     assert "all 1 jobs completed, each exactly once" in done.stdout

@@ -25,7 +25,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from agentzero.pipeline.processes import spawn_pipeline, start_worker, stop_work
 from agentzero.pipeline.protocol import COMPLETED, new_job
 from agentzero.util import get_free_tcp_port
 from agentzero.zero import context as green_context
+from tests.library.pipeline_runs import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["generate-file", "calculate-hash", "delete-file"]
@@ -212,14 +212,18 @@ def test_the_manager_and_a_worker_killed_at_a_random_moment_in_repeated_runs(sit
 @pytest.mark.timeout(120)
 def test_run_kills_and_restarts_its_manager_and_shows_every_job_completed_once(tmp_path):
     """What ``make demo`` runs, smaller."""
-    done = subprocess.run(
-        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "60", "--workers", "2"]
-        + ["--delay", "0.02", "--kill-worker-at", "0.3", "--kill-manager-at", "0.5"],
-        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    done = run_pipeline(
+        tmp_path,
+        "--jobs",
+        "60",
+        "--workers",
+        "2",
+        "--delay",
+        "0.02",
+        "--kill-worker-at",
+        "0.3",
+        "--kill-manager-at",
+        "0.5",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "killed the manager process" in done.stdout and "restarted it on the same port" in done.stdout
@@ -230,14 +234,8 @@ def test_run_kills_and_restarts_its_manager_and_shows_every_job_completed_once(t
 
 def test_run_kills_the_manager_part_way_even_when_workers_outpace_the_submissions(tmp_path):
     """Jobs with no delay finished as fast as they were submitted: the kill came at 39 of 40, or never."""
-    done = subprocess.run(
-        [sys.executable, "-m", "agentzero.pipeline", "run", "--jobs", "40", "--workers", "2"]
-        + ["--delay", "0", "--kill-manager-at", "0.5"],
-        env=dict(os.environ, AGENTZERO_PIPELINE_DIR=str(tmp_path), PYTHONPATH=str(ROOT)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    done = run_pipeline(
+        tmp_path, "--jobs", "40", "--workers", "2", "--delay", "0", "--kill-manager-at", "0.5"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     killed = re.search(r"killed the manager process \d+ with SIGKILL at (\d+) jobs", done.stdout)
