@@ -307,3 +307,33 @@ def finite_seconds(name: str, value: Any) -> float:
     ):
         raise ValueError(f"{name} must be a finite, non-negative number of seconds, got {value!r}")
     return float(value)
+
+
+class Admissions:
+    """What a worker knows of its admissions: which dispatches were sent before it was taken in again.
+
+    A link cut for longer than the heartbeat timeout leaves dispatches in its
+    TCP buffers that arrive once it heals, possibly after newer dispatches of
+    the same jobs ran their next steps (a file generated again after it was
+    deleted). The manager stamps each dispatch with its ``session`` (one per
+    manager process) and the worker's ``admission``, higher each time it
+    takes the worker in (again); a lower admission of the same session is
+    outdated.
+    """
+
+    def __init__(self) -> None:
+        self.session: str | None = None
+        self.admission = 0
+
+    def outdated(self, dispatch: dict[str, Any]) -> bool:
+        """True for a dispatch sent before the latest admission this worker heard of."""
+        session, admission = dispatch.get("session"), dispatch.get("admission")
+        if type(session) is not str or type(admission) is not int:
+            return False  # a manager that does not stamp its dispatches
+        if session != self.session:  # another manager process: it counts afresh
+            self.session, self.admission = session, admission
+            return False
+        if admission < self.admission:
+            return True
+        self.admission = admission
+        return False

@@ -78,6 +78,8 @@ class WorkerRecord:
     push: str = ""
     #: the jobs dispatched to this worker whose result has not come yet
     held: set[str] = field(default_factory=set)
+    #: the how-manyth worker this manager took in: each taking in (again) a higher one
+    admission: int = 0
     done: int = 0
 
     @property

@@ -57,6 +57,9 @@ class Roster:
         raise NotImplementedError  # the manager records the job's end
 
     def __init__(self) -> None:
+        #: this manager process, in every dispatch with the worker's admission (see :meth:`_admit`)
+        self.session = _urandom(8).hex()
+        self._admissions = 0
         #: worker id -> record, for the workers taken in
         self.workers: dict[str, WorkerRecord] = {}
         #: job type -> its workers, in the order they joined
@@ -98,6 +101,10 @@ class Roster:
             last_seen=time.monotonic(),
             push=f"push:{worker_id}",
         )
+        # a worker taken in again gets a higher admission: a dispatch of its former one, held up
+        # in a cut link's TCP buffers and delivered after newer ones, is refused by the worker
+        self._admissions += 1
+        worker.admission = self._admissions
         sockets = self.sockets
         try:
             sockets.create(worker.push, zmq.PUSH)
@@ -191,7 +198,14 @@ class Roster:
             if job.state != QUEUED or job.job_type != job_type:
                 continue  # moved on since it was queued: never run a step twice or two at once
             token = _urandom(protocol.TOKEN_BYTES).hex()  # unpredictable, as secrets.token_hex
-            dispatch = {"job_id": job.id, "token": token, "attempt": job.attempts + 1, "data": job.data}
+            dispatch = {
+                "job_id": job.id,
+                "token": token,
+                "attempt": job.attempts + 1,
+                "data": job.data,
+                "session": self.session,
+                "admission": worker.admission,
+            }
             try:
                 sent = send(worker.push, dispatch, timeout=0)
             except SerializationError as error:

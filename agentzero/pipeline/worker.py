@@ -169,6 +169,7 @@ class StepWorker(Probe):
         self._interrupted = False
         self._last_beat = time.monotonic()
         self._refusing_until = 0.0
+        self._admissions = protocol.Admissions()
         self._unannounced: dict[str, dict[str, Any]] = {}
         self._stopping = False
         self.logger = logging.getLogger(f"pipeline.worker.{self.worker_id}")
@@ -315,7 +316,7 @@ class StepWorker(Probe):
         if self._stopping:
             return  # held for this worker: the manager sends it again when this worker leaves
         header = {"job_id": job_id, "token": token, "worker_id": self.worker_id, "job_type": self.job_type}
-        if self._woke_from_freeze(time.monotonic()):
+        if self._woke_from_freeze(time.monotonic()) or self._admissions.outdated(dispatch):
             self.refused += 1
             self.sockets.publish_safe("events", protocol.JOB_REFUSED, header)
             return

@@ -211,3 +211,59 @@ def test_a_dispatch_that_never_starts_is_sent_again_after_the_dispatch_timeout()
     finally:
         hand.close()
         manager.stop()
+
+
+def test_a_worker_taken_in_again_gets_dispatches_of_a_higher_admission(line):
+    """Each taking in stamps the worker's dispatches higher: those of its former admission are told apart."""
+    manager, worker = line
+    noop = worker("noop", "noop-1")
+    manager.submit(new_job("noop", {"n": 1}, job_id="A"))
+    first = noop.take()
+    assert first["session"] == manager.session and first["admission"] >= 1
+    noop.beat(leaving=True)  # it leaves, and comes back
+    wait_until(lambda: "noop-1" not in manager.workers, what="noop-1 dropped")
+    noop.announce()
+    again = noop.take()  # A, sent again to the worker taken in again
+    assert again["job_id"] == "A" and again["session"] == manager.session
+    assert again["admission"] > first["admission"]
+
+
+def test_a_dispatch_of_a_former_admission_arriving_late_is_refused_not_run(line):
+    """A link cut past the heartbeat timeout delivers, once healed, dispatches sent before the worker was
+    dropped, after the newer ones: run, a stale generate-file wrote a file after its job had deleted it."""
+    manager, _ = line
+    worker = StepWorker(load_step("noop"), manager.addresses["status"], concurrency=1, heartbeat_interval=0.1)
+    worker.connect(timeout=5)
+    ran: list[dict] = []
+    process = worker.step.process
+    worker.step.process = lambda data, job: (ran.append(data), process(data, job))[1]
+    runner = gevent.spawn(worker.run)
+    try:
+        wait_until(lambda: worker.worker_id in manager.workers, what="the worker joined")
+        manager.submit(new_job("noop", {"n": 1}, job_id="N"))
+        wait_until(lambda: manager.jobs["N"].state == COMPLETED, what="N completed")
+        admission = manager.workers[worker.worker_id].admission
+        late = {"job_id": "N", "token": "ab" * 8, "attempt": 1, "data": {"n": "stale"}}
+        late.update(session=manager.session, admission=admission - 1)
+        assert manager.sockets.send_safe(manager.workers[worker.worker_id].push, late, timeout=5)
+        wait_until(lambda: worker.refused == 1, what="the late dispatch refused")
+        assert ran == [{"n": 1}]  # the stale one never ran
+        job = manager.jobs["N"]
+        assert job.state == COMPLETED and job.passed == [("noop", worker.worker_id)]
+    finally:
+        worker.stop()
+        runner.join(timeout=5)
+        worker.close()
+
+
+def test_a_dispatch_of_another_manager_process_is_run():
+    """A restarted manager counts admissions afresh: its lower numbers are not outdated."""
+    from agentzero.pipeline.protocol import Admissions
+
+    admissions = Admissions()
+    assert not admissions.outdated({"session": "a" * 16, "admission": 5})
+    assert admissions.outdated({"session": "a" * 16, "admission": 4})
+    assert not admissions.outdated({"session": "a" * 16, "admission": 5})
+    assert not admissions.outdated({"session": "b" * 16, "admission": 1})
+    assert admissions.outdated({"session": "b" * 16, "admission": 0})
+    assert not admissions.outdated({"job_id": "unstamped"})
