@@ -14,6 +14,7 @@ import zmq
 
 from agentzero.errors import DeserializationError
 from agentzero.manager.backend import NOBLOCK, raw_recv
+from agentzero.manager.checks import translate
 from agentzero.manager.table import SocketRecord
 
 #: How many frames of a refused message :class:`DeserializationError` keeps in ``raw``.
@@ -66,6 +67,18 @@ def discard_rest_of_message(record: SocketRecord, waiting: Any) -> None:
         return
     if record.waiters:
         waiting.after_operation(record)
+
+
+def cut_short(record: SocketRecord, waiting: Any, error: BaseException) -> BaseException:
+    """Drop the rest of a message whose reading ``error`` cut short; return what to raise.
+
+    A Ctrl-C (or any exception) between two frames is raised as it is; a
+    ``ZMQError`` (the socket closed, or its context terminated, meanwhile) as
+    the library's error that names it (:func:`~agentzero.manager.checks.translate`).
+    Either way the next receive never takes the tail for a message of its own.
+    """
+    discard_rest_of_message(record, waiting)
+    return translate(record, error, False) if isinstance(error, _ZMQError) else error
 
 
 def deserialization_error(payload: Any, error: Exception, name: Any) -> DeserializationError:

@@ -18,7 +18,7 @@ import zmq
 from agentzero.errors import MessageTooLarge
 from agentzero.manager.backend import NOBLOCK, POLLIN, events, raw_recv
 from agentzero.manager.checks import check_seconds, translate
-from agentzero.manager.frames import discard_rest_of_message
+from agentzero.manager.frames import cut_short
 from agentzero.manager.table import SocketRecord
 from agentzero.manager.waits import Waits
 
@@ -155,12 +155,11 @@ class Multipart(Waits):
                         return
                     raise error from None
                 message = self._all_frames(record, first)
-            except _ZMQError as exc:  # closed, or its context terminated, between two frames
-                discard_rest_of_message(record, self._waiting)
-                raise translate(record, exc, False) from None
-            except BaseException:
-                discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-                raise
+            except BaseException as exc:  # between two frames: a Ctrl-C, or the socket closed
+                raised = cut_short(record, self._waiting, exc)
+                if raised is exc:
+                    raise
+                raise raised from None
             yield message
 
     def _all_frames(self, record: SocketRecord, first: bytes) -> list[bytes]:

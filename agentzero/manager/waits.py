@@ -35,7 +35,7 @@ from agentzero.manager.checks import (
     translate,
     wait_arguments,
 )
-from agentzero.manager.frames import discard_rest_of_message
+from agentzero.manager.frames import cut_short
 from agentzero.manager.sockets import Sockets
 from agentzero.manager.table import SocketRecord
 
@@ -215,12 +215,11 @@ class Waits(Sockets):
             except _ZMQError as exc:
                 return self._finish(self._recv_steps(record, exc, timeout, polling_timeout, taking))
             return taking(record, first)
-        except _ZMQError as exc:  # closed, or its context terminated, between two frames
-            discard_rest_of_message(record, self._waiting)
-            raise translate(record, exc, False) from None
-        except BaseException:
-            discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-            raise
+        except BaseException as exc:  # between two frames: a Ctrl-C, or the socket closed
+            raised = cut_short(record, self._waiting, exc)
+            if raised is exc:
+                raise
+            raise raised from None
 
     def _ready_steps(
         self, record: SocketRecord, mechanism: int, seconds: float, slice_ms: float
@@ -359,9 +358,8 @@ class Waits(Sockets):
                     error = exc
                     continue
                 return taking(record, first)
-            except _ZMQError as exc:  # closed, or its context terminated, between two frames
-                discard_rest_of_message(record, self._waiting)
-                raise translate(record, exc, False) from None
-            except BaseException:
-                discard_rest_of_message(record, self._waiting)  # a Ctrl-C between frames splits no message
-                raise
+            except BaseException as exc:  # between two frames: a Ctrl-C, or the socket closed
+                raised = cut_short(record, self._waiting, exc)
+                if raised is exc:
+                    raise
+                raise raised from None
